@@ -1,0 +1,49 @@
+"""Connecting to Ray and sizing work to the cluster we landed on."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from raylabel.config import Config
+
+
+@dataclass(frozen=True)
+class ClusterShape:
+    cpus: float
+    gpus: float
+    nodes: int
+
+
+def connect(cfg: Config) -> None:
+    """Join the cluster a job was submitted to (RAY_ADDRESS / run.ray_address) or start one."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = cfg.run.ray_address or os.environ.get("RAY_ADDRESS")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    kwargs: dict = {"logging_level": logging.WARNING, "include_dashboard": False}
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING)
+    else:
+        ray.init(**kwargs)
+
+
+def shape() -> ClusterShape:
+    import ray
+
+    res = ray.cluster_resources()
+    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    return ClusterShape(cpus=float(res.get("CPU", 0)), gpus=float(res.get("GPU", 0)), nodes=nodes)
+
+
+def quiet_data_context(show_progress: bool = True) -> None:
+    """Ray Data settings for our pipelines, applied at run time (never at import)."""
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = show_progress
+    ctx.print_on_execution_start = False
+    ctx.enable_operator_progress_bars = False

@@ -1,0 +1,208 @@
+"""Label stage: stream a drop through decode tasks and an inference actor pool into a run.
+
+read (driver-planned blocks or Parquet) -> FetchDecode tasks (CPU) -> InferenceActor pool
+(GPU or CPU, model loaded once per actor) -> RunSink (labels/ + errors/ Parquet, small
+per-task statistics). Nothing but those statistics reaches the driver; the run is
+committed (`_SUCCESS`, then `LATEST`) only after the counts reconcile.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from raylabel import cluster, layout, sources, storage
+from raylabel.config import Config
+from raylabel.inference import InferenceActor, ModelLoader
+from raylabel.preprocess import FetchDecode
+from raylabel.run_sink import RunSink, merge_stats
+
+
+@dataclass
+class LabelResult:
+    drop: str
+    run_id: str
+    run_uri: str
+    skipped: bool = False
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def summary_lines(self) -> list[str]:
+        if self.skipped:
+            return [
+                f"drop {self.drop}: already labeled by run {self.run_id} with the same inputs "
+                "and model (nothing to do; run.force=true relabels)",
+                f"results: {self.run_uri}",
+            ]
+        c = self.summary["counts"]
+        cov = self.summary["coverage"]["overall"]
+        lines = [
+            f"drop {self.drop}: {c['input']} items -> {c['labeled']} labeled, "
+            f"{c['errors']} errors, {c['accepted']} accepted ({cov:.1%} coverage)",
+            f"model {self.summary['model_version']}; "
+            f"took {self.summary['durations_s']['total']:.1f}s "
+            f"({self.summary['throughput_items_per_s']:.0f} items/s)",
+        ]
+        review = self.summary.get("review")
+        if review:
+            lines.append(
+                f"review sample: {review['size']} items in {review['strata']} strata; "
+                f"uncertain list: {review['uncertain']} items"
+            )
+        lines.append(f"results: {self.run_uri}")
+        return lines
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    num_actors: int
+    cpus_per_actor: float
+    gpus_per_actor: float
+    torch_threads: int
+    decode_cpus: float
+
+
+def plan_pool(cfg: Config, shape: cluster.ClusterShape) -> PoolPlan:
+    """Actor count and reservations: never reserve every CPU (reads would starve)."""
+    inf = cfg.infer
+    if inf.use_gpu:
+        n = inf.num_actors or max(1, int(shape.gpus))
+        cpus = inf.num_cpus_per_actor or 1.0
+        return PoolPlan(n, cpus, 1.0, max(1, int(cpus)), 1.0)
+    n = inf.num_actors or max(1, int(shape.cpus // 2))
+    cpus = inf.num_cpus_per_actor or max(0.5, min(4.0, (shape.cpus - 0.5) / (2 * n)))
+    decode = max(0.25, min(1.0, (shape.cpus - n * cpus) / 2))
+    return PoolPlan(n, cpus, 0.0, max(1, round(cpus)), decode)
+
+
+def label(cfg: Config) -> LabelResult:
+    started = time.time()
+    cfg.require("drop.path")
+    opts = sources.storage_options(cfg)
+    drop = sources.drop_name(cfg)
+    plan = sources.plan_drop(cfg)
+    version = cfg.run.model_version or layout.latest_model(cfg.output.root, opts)
+    if not version:
+        raise storage.InputNotFound(
+            f"no trained model under {storage.join(cfg.output.root, 'models')} "
+            "(run `raylabel train` first or set run.model_version)"
+        )
+    model_dir = layout.model_uri(cfg.output.root, version)
+    if not storage.exists(storage.join(model_dir, "model_card.json"), opts):
+        raise storage.InputNotFound(f"run.model_version: model not found: {model_dir}")
+    card = layout.read_card_uri(model_dir, opts)
+    if card.modality != cfg.modality:
+        raise sources.InputError(
+            f"modality: the model {version} is a {card.modality} model, config says {cfg.modality}"
+        )
+
+    previous = layout.latest_run(cfg.output.root, drop, opts)
+    if previous and not cfg.run.force:
+        prev = layout.RunLayout(cfg.output.root, drop, previous)
+        summary = storage.read_json(prev.path("summary.json"), opts)
+        if (
+            summary.get("input_fingerprint") == plan.fingerprint
+            and summary.get("model_version") == version
+        ):
+            return LabelResult(drop, previous, prev.run_dir, skipped=True, summary=summary)
+
+    run_id = cfg.run.run_id or layout.new_id("r-")
+    run = layout.RunLayout(cfg.output.root, drop, run_id)
+    if storage.exists(run.run_dir, opts):
+        raise sources.InputError(f"run.run_id: {run.run_dir} already exists; runs are immutable")
+
+    cluster.connect(cfg)
+    cluster.quiet_data_context()
+    pool = plan_pool(cfg, cluster.shape())
+    sink = RunSink(
+        run=run,
+        opts=opts,
+        classes=card.classes,
+        bin_edges=list(cfg.review.bin_edges),
+        rows_per_file=cfg.output.rows_per_file,
+    )
+    t_pipeline = time.time()
+    _build_pipeline(cfg, plan, opts, run, version, pool).write_datasink(sink)
+    t_written = time.time()
+    stats = merge_stats(sink.results)
+    counted = stats["labeled"] + stats["errors"]
+    if counted != plan.num_items:
+        storage.write_json(run.path("_FAILED"), {"reason": "count mismatch"}, opts)
+        raise RuntimeError(
+            f"run {run_id}: {plan.num_items} items in but {counted} rows out "
+            f"({stats['labeled']} labeled + {stats['errors']} errors); not committed"
+        )
+    from raylabel import report, review
+
+    review_info = review.draw_review(cfg, run, card, stats, opts)
+    t_review = time.time()
+    summary = report.build_summary(
+        cfg=cfg,
+        run=run,
+        card=card,
+        plan=plan,
+        stats=stats,
+        review_info=review_info,
+        pool=pool.__dict__,
+        durations={
+            "plan": t_pipeline - started,
+            "pipeline": t_written - t_pipeline,
+            "review": t_review - t_written,
+        },
+    )
+    summary["durations_s"]["total"] = time.time() - started
+    summary["throughput_items_per_s"] = plan.num_items / max(
+        summary["durations_s"]["pipeline"], 1e-9
+    )
+    storage.write_json(run.path("summary.json"), summary, opts)
+    storage.write_text(run.path("report.html"), report.render_html(summary), opts)
+    layout.commit_run(run, opts, {"model_version": version, "items": plan.num_items})
+    return LabelResult(drop, run_id, run.run_dir, summary=summary)
+
+
+def _build_pipeline(
+    cfg: Config,
+    plan: sources.SourcePlan,
+    opts: storage.StorageOptions,
+    run: layout.RunLayout,
+    version: str,
+    pool: PoolPlan,
+) -> Any:
+    from ray.data import ActorPoolStrategy
+
+    ds = sources.drop_dataset(plan, opts)
+    decode = FetchDecode(opts, _image_size(cfg, run, opts, version), cfg.infer.max_pixels)
+    ds = ds.map_batches(
+        decode,
+        batch_format="pyarrow",
+        batch_size=cfg.infer.preprocess_batch_size,
+        num_cpus=pool.decode_cpus,
+    )
+    loader = ModelLoader(
+        root=cfg.output.root,
+        version=version,
+        opts=opts,
+        use_gpu=cfg.infer.use_gpu,
+        threads=pool.torch_threads,
+    )
+    return ds.map_batches(
+        InferenceActor,
+        fn_constructor_kwargs={
+            "loader": loader,
+            "run_id": run.run_id,
+            "drop": run.drop,
+            "topk": cfg.infer.topk,
+        },
+        compute=ActorPoolStrategy(size=pool.num_actors),
+        batch_size=cfg.infer.batch_size,
+        batch_format="numpy",
+        num_cpus=pool.cpus_per_actor,
+        num_gpus=pool.gpus_per_actor,
+    )
+
+
+def _image_size(
+    cfg: Config, run: layout.RunLayout, opts: storage.StorageOptions, version: str
+) -> int:
+    card = layout.read_card_uri(layout.model_uri(cfg.output.root, version), opts)
+    return int(card.preprocessing.get("image_size", cfg.model.image_size))

@@ -1,0 +1,249 @@
+"""Label Studio round trip for the review sample: tasks out, reviewed labels back (no Ray).
+
+Tasks use Label Studio's basic JSON import format with pre-annotations: each task has a
+``data`` object and a ``predictions`` list whose entries carry ``model_version``, ``score``
+and a ``choices`` result addressed by ``from_name``/``to_name`` of the labeling config.
+Reviews come back either as that project's JSON export (``annotations[*].result``) or as a
+plain CSV with ``item_id,true_label``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+import pyarrow as pa
+
+_OBJECT_TAGS = {"image": ("Image", "image"), "text": ("Text", "text")}
+
+
+def tasks_from_sample(
+    sample: pa.Table,
+    model_version: str,
+    classes: Sequence[str],
+    with_predictions: bool = True,
+    from_name: str = "label",
+    to_name: str = "image",
+    data_key: str = "image",
+    payload_col: str | None = None,
+    id_col: str = "item_id",
+    uri_col: str = "uri",
+    label_col: str = "label",
+    conf_col: str = "confidence",
+) -> list[dict]:
+    """Label Studio tasks for the review sample, optionally pre-annotated with the model's label.
+
+    ``data[data_key]`` is the item's ``uri`` or, when ``payload_col`` is given (e.g. inline
+    text), that column's value; ``data`` also carries ``item_id`` and ``uri`` so reviews can
+    be joined back. A predicted label not in ``classes`` raises (Label Studio would show an
+    empty choice).
+    """
+    known = set(classes)
+    cols = [id_col, uri_col] + ([label_col, conf_col] if with_predictions else [])
+    if payload_col is not None:
+        cols.append(payload_col)
+    missing = [c for c in cols if c not in sample.column_names]
+    if missing:
+        raise ValueError(f"sample table has no column {missing[0]!r}")
+    tasks: list[dict] = []
+    for i, row in enumerate(sample.select(list(dict.fromkeys(cols))).to_pylist()):
+        value = row[payload_col] if payload_col is not None else row[uri_col]
+        task: dict[str, Any] = {
+            "data": {data_key: value, "item_id": str(row[id_col]), "uri": row[uri_col]}
+        }
+        if with_predictions:
+            label = row[label_col]
+            if label not in known:
+                raise ValueError(
+                    f"sample row {i} (item_id {row[id_col]!r}): unknown label {label!r}"
+                )
+            task["predictions"] = [
+                {
+                    "model_version": model_version,
+                    "score": float(row[conf_col]),
+                    "result": [
+                        {
+                            "from_name": from_name,
+                            "to_name": to_name,
+                            "type": "choices",
+                            "value": {"choices": [label]},
+                        }
+                    ],
+                }
+            ]
+        tasks.append(task)
+    return tasks
+
+
+def labeling_config_xml(
+    classes: Sequence[str],
+    modality: str = "image",
+    from_name: str = "label",
+    to_name: str | None = None,
+    data_key: str | None = None,
+) -> str:
+    """Labeling config for single-choice classification matching :func:`tasks_from_sample`.
+
+    ``to_name``/``data_key`` default to ``image`` (``<Image>``) or ``text`` (``<Text>``).
+    """
+    if modality not in _OBJECT_TAGS:
+        raise ValueError(f"modality must be 'image' or 'text', got {modality!r}")
+    tag, default = _OBJECT_TAGS[modality]
+    name = to_name or default
+    key = data_key or default
+    choices = "\n".join(f"    <Choice value={quoteattr(str(c))}/>" for c in classes)
+    return (
+        "<View>\n"
+        f"  <{tag} name={quoteattr(name)} value={quoteattr('$' + key)}/>\n"
+        f"  <Choices name={quoteattr(from_name)} toName={quoteattr(name)} "
+        'choice="single" showInLine="true">\n'
+        f"{choices}\n"
+        "  </Choices>\n"
+        "</View>\n"
+    )
+
+
+def _load(source: str | os.PathLike | bytes, name: str | None) -> tuple[str, str, str]:
+    """(text, display name, format) of a review file; format from extension or first char."""
+    if isinstance(source, bytes | bytearray):
+        raw, label = bytes(source), name or "<bytes>"
+        ext = ""
+    else:
+        path = Path(source)
+        label = name or str(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as e:
+            raise ValueError(f"{label}: cannot read reviews ({e.strerror or e})") from e
+        ext = path.suffix.lower()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{label}: not UTF-8 text (byte {e.start})") from e
+    if ext == ".json":
+        fmt = "json"
+    elif ext == ".csv":
+        fmt = "csv"
+    else:
+        fmt = "json" if text.lstrip()[:1] in ("[", "{") else "csv"
+    return text, label, fmt
+
+
+def _parse_csv(text: str, label: str, id_col: str, truth_col: str) -> list[tuple[str, str]]:
+    """(item_id, true_label) pairs; rows with an empty true label count as not reviewed."""
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames or []
+    for col in (id_col, truth_col):
+        if col not in header:
+            raise ValueError(f"{label}: CSV header lacks column {col!r} (found {header})")
+    out = []
+    for row in reader:
+        line = reader.line_num
+        if None in row:
+            raise ValueError(f"{label}: row at line {line} has more fields than the header")
+        item_id = (row.get(id_col) or "").strip()
+        truth = (row.get(truth_col) or "").strip()
+        if not item_id:
+            if not truth and not any((v or "").strip() for v in row.values()):
+                continue  # blank line
+            raise ValueError(f"{label}: row at line {line} has no {id_col}")
+        if truth:
+            out.append((item_id, truth))
+    return out
+
+
+def _parse_ls_json(text: str, label: str) -> list[tuple[str, str]]:
+    """(item_id, choice) from a Label Studio export: last non-cancelled annotation per task."""
+    try:
+        tasks = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{label}: invalid JSON at line {e.lineno} column {e.colno}") from e
+    if not isinstance(tasks, list):
+        raise ValueError(f"{label}: expected a JSON list of Label Studio tasks")
+    out = []
+    for i, task in enumerate(tasks):
+        where = f"{label}: task {i}" + (
+            f" (id {task['id']})" if isinstance(task, dict) and "id" in task else ""
+        )
+        if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
+            raise ValueError(f"{where}: not a task object with a 'data' object")
+        item_id = task["data"].get("item_id")
+        if item_id is None or str(item_id).strip() == "":
+            raise ValueError(f"{where}: data has no item_id")
+        annotations = task.get("annotations") or []
+        if not isinstance(annotations, list):
+            raise ValueError(f"{where}: 'annotations' is not a list")
+        done = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
+        if not done:
+            continue  # not reviewed (or only skipped)
+        result = done[-1].get("result") or []
+        if not isinstance(result, list):
+            raise ValueError(f"{where}: annotation 'result' is not a list")
+        choices = None
+        for r in result:
+            value = r.get("value") if isinstance(r, dict) else None
+            if isinstance(value, dict) and "choices" in value:
+                choices = value["choices"]
+                break
+        if choices is None:
+            continue  # submitted without picking a class
+        if not (isinstance(choices, list) and choices and isinstance(choices[0], str)):
+            raise ValueError(f"{where}: 'choices' is not a non-empty list of strings")
+        out.append((str(item_id), choices[0]))
+    return out
+
+
+def parse_reviews(
+    source: str | os.PathLike | bytes,
+    name: str | None = None,
+    id_col: str = "item_id",
+    truth_col: str = "true_label",
+) -> pa.Table:
+    """Reviewed labels as a table (``item_id``, ``true_label``: strings, one row per item).
+
+    ``source`` is a path or the file's bytes (``name`` then labels messages). Accepts a CSV
+    with ``item_id,true_label`` (rows with an empty true label are not-yet-reviewed and are
+    skipped) or a Label Studio JSON export (tasks with ``data.item_id``; the last
+    non-cancelled annotation's first ``choices`` result wins; tasks without one are skipped).
+    Malformed input or a duplicated item_id raises ValueError naming the file and row/task.
+    """
+    text, label, fmt = _load(source, name)
+    pairs = (
+        _parse_ls_json(text, label) if fmt == "json" else _parse_csv(text, label, id_col, truth_col)
+    )
+    seen: set[str] = set()
+    for item_id, _ in pairs:
+        if item_id in seen:
+            raise ValueError(f"{label}: item_id {item_id!r} is reviewed more than once")
+        seen.add(item_id)
+    return pa.table(
+        {
+            "item_id": pa.array([p[0] for p in pairs], pa.string()),
+            "true_label": pa.array([p[1] for p in pairs], pa.string()),
+        }
+    )
+
+
+def validate_reviews(reviews: pa.Table, sample_ids: set[str], classes: Sequence[str]) -> None:
+    """Refuse reviews that do not belong to this sample or use a class the model lacks."""
+    ids = reviews.column("item_id").to_pylist()
+    unknown_ids = [i for i in ids if i not in sample_ids]
+    if unknown_ids:
+        raise ValueError(
+            f"{len(unknown_ids)} reviewed item_id(s) are not in the review sample, "
+            f"first: {unknown_ids[0]!r}"
+        )
+    known = set(classes)
+    labels = reviews.column("true_label").to_pylist()
+    bad = [(i, t) for i, t in zip(ids, labels, strict=True) if t not in known]
+    if bad:
+        raise ValueError(
+            f"{len(bad)} review(s) use a class not in the model's classes, "
+            f"first: {bad[0][1]!r} (item_id {bad[0][0]!r})"
+        )

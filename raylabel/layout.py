@@ -1,0 +1,148 @@
+"""Output layout under `output.root` and the commit protocol.
+
+A run is a result only once `_SUCCESS` exists, and `LATEST` is moved only after that,
+so a crash at any point leaves nothing a reader would take for a result.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from raylabel import storage
+from raylabel.storage import StorageOptions
+
+if TYPE_CHECKING:
+    from raylabel.models import ModelCard
+
+SUCCESS = "_SUCCESS"
+LATEST = "LATEST"
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id(prefix: str = "") -> str:
+    """Sortable, unique: UTC time to the second plus random hex."""
+    return f"{prefix}{utc_now().strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    root: str
+    drop: str
+    run_id: str
+
+    @property
+    def drop_dir(self) -> str:
+        return storage.join(self.root, "runs", self.drop)
+
+    @property
+    def run_dir(self) -> str:
+        return storage.join(self.drop_dir, self.run_id)
+
+    def path(self, *parts: str) -> str:
+        return storage.join(self.run_dir, *parts)
+
+    @property
+    def labels_dir(self) -> str:
+        return self.path("labels")
+
+    @property
+    def errors_dir(self) -> str:
+        return self.path("errors")
+
+    @property
+    def review_dir(self) -> str:
+        return self.path("review")
+
+
+def commit_run(layout: RunLayout, opts: StorageOptions, info: dict) -> None:
+    """Publish: `_SUCCESS` first, then point `LATEST` at the run."""
+    storage.write_json(layout.path(SUCCESS), {"run_id": layout.run_id, **info}, opts)
+    storage.write_text(storage.join(layout.drop_dir, LATEST), layout.run_id + "\n", opts)
+
+
+def is_committed(root: str, drop: str, run_id: str, opts: StorageOptions) -> bool:
+    return storage.exists(storage.join(root, "runs", drop, run_id, SUCCESS), opts)
+
+
+def latest_run(root: str, drop: str, opts: StorageOptions) -> str | None:
+    """The last committed run of a drop, or None; a LATEST without _SUCCESS is ignored."""
+    pointer = storage.join(root, "runs", drop, LATEST)
+    if not storage.exists(pointer, opts):
+        return None
+    run_id = storage.read_text(pointer, opts).strip()
+    if not run_id or not is_committed(root, drop, run_id, opts):
+        return None
+    return run_id
+
+
+def model_uri(root: str, version: str) -> str:
+    return storage.join(root, "models", version)
+
+
+def latest_model(root: str, opts: StorageOptions) -> str | None:
+    pointer = storage.join(root, "models", LATEST)
+    if not storage.exists(pointer, opts):
+        return None
+    version = storage.read_text(pointer, opts).strip()
+    return version or None
+
+
+def publish_model(local_dir: Path, root: str, version: str, opts: StorageOptions) -> str:
+    """Copy a finished model directory to `models/<version>/`, then move `models/LATEST`."""
+    dest = model_uri(root, version)
+    storage.upload_dir(local_dir, dest, opts)
+    storage.write_text(storage.join(root, "models", LATEST), version + "\n", opts)
+    return dest
+
+
+def fetch_model(
+    root: str, version: str, opts: StorageOptions, cache_dir: Path | None = None
+) -> Path:
+    """A local copy of a model directory (the actor loads from local disk)."""
+    src = model_uri(root, version)
+    if not storage.is_remote(src):
+        local = Path(storage.resolve(src, opts)[1])
+        if not local.is_dir():
+            raise storage.InputNotFound(f"model not found: {src}")
+        return local
+    base = cache_dir or Path(tempfile.gettempdir()) / "raylabel-models"
+    dest = base / version
+    if (dest / "model_card.json").is_file():
+        return dest
+    tmp = Path(tempfile.mkdtemp(dir=base.as_posix() if base.exists() else None))
+    try:
+        storage.download_dir(src, tmp, opts)
+        if not (tmp / "model_card.json").is_file():
+            raise storage.InputNotFound(f"model not found: {src}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            tmp.rename(dest)
+        except OSError:  # another actor on this node won the race; use its copy
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        if tmp.exists() and tmp != dest:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def dumps(obj: object) -> str:
+    return json.dumps(obj, indent=2, default=str)
+
+
+def read_card_uri(model_dir_uri: str, opts: StorageOptions) -> ModelCard:
+    """The model card of a published model, read without downloading the weights."""
+    from raylabel.models import ModelCard
+
+    return ModelCard.from_json(
+        storage.read_json(storage.join(model_dir_uri, "model_card.json"), opts)
+    )

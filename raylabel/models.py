@@ -1,0 +1,226 @@
+"""Model architectures and the checkpoint contract.
+
+A model directory holds `model.safetensors` and `model_card.json`. Weights are only ever
+read with safetensors (no pickle), and the card must agree with the weights (classes,
+shapes) or loading stops with a clear error: a bucket is not a trusted source of code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "model_card.json"
+CARD_FORMAT = 1
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+UNSAFE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz")
+
+
+class ModelLoadError(ValueError):
+    """A model directory that is incomplete, unsafe, or inconsistent with its card."""
+
+
+class SmallCNN(nn.Module):
+    """Fast default: three conv blocks and global pooling; trains in seconds on a CPU."""
+
+    def __init__(self, num_classes: int, dropout: float = 0.2, width: int = 32) -> None:
+        super().__init__()
+
+        def block(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            )
+
+        self.features = nn.Sequential(
+            block(3, width), block(width, width * 2), block(width * 2, width * 4)
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(width * 4, num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.pool(self.features(x)), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(self.embed(x)))
+
+
+class ImageClassifier(nn.Module):
+    """Takes uint8 NCHW batches so preprocessing tasks ship 4x fewer bytes than floats."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x.float() - self.mean) / self.std
+        return self.backbone(x)
+
+
+def build_image_model(arch: str, num_classes: int, dropout: float = 0.2) -> ImageClassifier:
+    """Random-init architecture by name (pretrained weights are loaded separately)."""
+    if arch == "small_cnn":
+        backbone: nn.Module = SmallCNN(num_classes, dropout=dropout)
+    elif arch in ("resnet18", "resnet50"):
+        import torchvision
+
+        backbone = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
+    elif arch == "mobilenet_v3_small":
+        import torchvision
+
+        backbone = torchvision.models.mobilenet_v3_small(
+            weights=None, num_classes=num_classes, dropout=dropout
+        )
+    else:
+        raise ValueError(f"model.arch: unknown image architecture {arch!r}")
+    return ImageClassifier(backbone)
+
+
+def load_pretrained_backbone(model: ImageClassifier, state: dict[str, torch.Tensor]) -> list[str]:
+    """Load a backbone state dict, skipping tensors whose shape differs (the class head).
+
+    Returns the names that were skipped, so the caller can report them.
+    """
+    own = model.backbone.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    skipped = sorted(set(own) - set(usable))
+    model.backbone.load_state_dict(usable, strict=False)
+    return skipped
+
+
+@dataclass
+class ModelCard:
+    """What a labeler needs to reproduce predictions, and what a reviewer needs to trust them."""
+
+    model_version: str
+    arch: str
+    modality: str
+    classes: list[str]
+    preprocessing: dict[str, Any]
+    temperature: float = 1.0
+    thresholds: dict[str, float] = field(default_factory=dict)
+    threshold_source: dict[str, str] = field(default_factory=dict)
+    global_threshold: float = 1.0
+    target_precision: float = 0.95
+    confidence_level: float = 0.95
+    validation: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    seed_fingerprint: str = ""
+    weights_sha256: str = ""
+    created_at: str = ""
+    raylabel_version: str = ""
+    format_version: int = CARD_FORMAT
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelCard:
+        known = set(cls.__dataclass_fields__)
+        missing = [k for k in ("model_version", "arch", "modality", "classes") if k not in data]
+        if missing:
+            raise ModelLoadError(f"model card is missing {', '.join(missing)}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def class_threshold(self, index: int) -> float:
+        name = self.classes[index]
+        return float(self.thresholds.get(name, self.global_threshold))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_model_dir(model: nn.Module, card: ModelCard, out_dir: Path) -> ModelCard:
+    """Write weights (safetensors) and the card; the card records the weights' hash."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out_dir / WEIGHTS_FILE), metadata={"format": "pt"})
+    card.weights_sha256 = sha256_file(out_dir / WEIGHTS_FILE)
+    (out_dir / CARD_FILE).write_text(json.dumps(card.to_json(), indent=2))
+    return card
+
+
+def read_card(model_dir: Path) -> ModelCard:
+    path = model_dir / CARD_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"{model_dir}: no {CARD_FILE}")
+    try:
+        return ModelCard.from_json(json.loads(path.read_text()))
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{path}: not valid JSON ({exc.msg})") from None
+
+
+def load_model_dir(model_dir: Path) -> tuple[nn.Module, ModelCard]:
+    """Build the architecture named by the card and load its safetensors weights strictly."""
+    unsafe = sorted(p.name for p in model_dir.iterdir() if p.suffix.lower() in UNSAFE_SUFFIXES)
+    if unsafe:
+        raise ModelLoadError(
+            f"{model_dir}: refusing to load a model directory holding pickle-capable files "
+            f"({', '.join(unsafe)}); only safetensors weights are accepted"
+        )
+    card = read_card(model_dir)
+    weights = model_dir / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ModelLoadError(f"{model_dir}: no {WEIGHTS_FILE}")
+    if card.weights_sha256 and sha256_file(weights) != card.weights_sha256:
+        raise ModelLoadError(f"{weights}: sha256 does not match the model card")
+    if card.modality != "image":
+        raise ModelLoadError(f"{model_dir}: modality {card.modality!r} is not supported here")
+    model = build_image_model(card.arch, len(card.classes))
+    state = load_file(str(weights))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = first[1].strip() if len(first) > 1 else first[0]
+        raise ModelLoadError(
+            f"{weights}: weights do not match the model card "
+            f"(arch={card.arch}, {len(card.classes)} classes): {detail}"
+        ) from None
+    model.eval()
+    return model, card
+
+
+class Predictor:
+    """A loaded model plus its card: logits and embeddings for uint8 image batches."""
+
+    def __init__(self, model: nn.Module, card: ModelCard, device: str = "cpu") -> None:
+        self.model = model.to(device)
+        self.card = card
+        self.device = device
+
+    @classmethod
+    def from_dir(cls, model_dir: Path, device: str = "cpu") -> Predictor:
+        model, card = load_model_dir(model_dir)
+        return cls(model, card, device)
+
+    @torch.inference_mode()
+    def logits(self, pixels: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)
+        use_amp = self.device.startswith("cuda")
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
+            out = self.model(x)
+        return out.float().cpu().numpy()

@@ -1,0 +1,150 @@
+"""CPU preprocessing: fetch bytes (when not inline), decode and resize images.
+
+Runs inside Ray Data tasks. Every item either yields a fixed-size uint8 image or an
+error string for that item; a bad item never fails the batch, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image, ImageOps
+
+from raylabel.storage import StorageOptions, resolve
+
+PIXELS = "pixels"
+ERROR = "error"
+ERROR_STAGE = "error_stage"
+
+
+class ItemError(Exception):
+    """One item cannot be used; the message becomes its error row."""
+
+
+def decode_image(data: bytes, size: int, max_pixels: int) -> np.ndarray:
+    """Bytes -> uint8 array (3, size, size), whatever the mode, orientation or bit depth."""
+    if not data:
+        raise ItemError("zero-byte file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ItemError(
+                    f"image is {width}x{height} pixels, over the limit of {max_pixels} "
+                    "(infer.max_pixels)"
+                )
+            if img.format == "JPEG":
+                img.draft("RGB", (size, size))
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            rgb = _to_rgb(img)
+            rgb = rgb.resize((size, size), Image.BILINEAR)
+    except ItemError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ItemError(f"decompression bomb: {_one_line(exc)}") from None
+    except Image.DecompressionBombWarning as exc:
+        raise ItemError(f"decompression bomb: {_one_line(exc)}") from None
+    except Image.UnidentifiedImageError:
+        raise ItemError("not a decodable image") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ItemError(f"corrupt image: {_one_line(exc)}") from None
+    arr = np.asarray(rgb, dtype=np.uint8)
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float32)
+        hi = float(arr.max()) if arr.size else 0.0
+        scaled = (arr / hi * 255.0) if hi > 0 else arr
+        img = Image.fromarray(scaled.clip(0, 255).astype(np.uint8), mode="L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img.convert("RGBA"), mask=img.convert("RGBA").getchannel("A"))
+        return background
+    return img.convert("RGB")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().replace("\n", " ")
+    return text[:300] if text else type(exc).__name__
+
+
+class FetchDecode:
+    """Callable for `map_batches`: fills `pixels` and `error` for each item of a batch.
+
+    Items arrive either with inline `bytes` or with a `uri` to fetch; the filesystem is
+    resolved once per task, not per item.
+    """
+
+    def __init__(self, storage: StorageOptions, image_size: int, max_pixels: int) -> None:
+        self.storage = storage
+        self.image_size = image_size
+        self.max_pixels = max_pixels
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        n = batch.num_rows
+        uris = batch.column("uri").to_pylist()
+        inline = batch.column("bytes").to_pylist() if "bytes" in batch.column_names else None
+        dup = (
+            batch.column("duplicate").to_pylist()
+            if "duplicate" in batch.column_names
+            else [False] * n
+        )
+        pixels = np.zeros((n, 3, self.image_size, self.image_size), dtype=np.uint8)
+        errors: list[str | None] = [None] * n
+        stages: list[str | None] = [None] * n
+        fs_cache: dict[str, Any] = {}
+        for i in range(n):
+            stage = "read"
+            if dup[i]:
+                errors[i] = "duplicate item_id in the input (labeled once, at its first occurrence)"
+                stages[i] = "input"
+                continue
+            try:
+                data = inline[i] if inline is not None else self._fetch(uris[i], fs_cache)
+                stage = "decode"
+                if data is None:
+                    raise ItemError("payload is null")
+                pixels[i] = decode_image(data, self.image_size, self.max_pixels)
+            except ItemError as exc:
+                errors[i], stages[i] = str(exc), stage
+            except Exception as exc:  # any per-item failure must become an error row
+                errors[i], stages[i] = f"{type(exc).__name__}: {_one_line(exc)}", stage
+        out = batch.drop_columns([c for c in ("bytes", "duplicate") if c in batch.column_names])
+        from ray.data.extensions import ArrowTensorArray
+
+        out = out.append_column(PIXELS, ArrowTensorArray.from_numpy(pixels))
+        out = out.append_column(ERROR, pa.array(errors, pa.string()))
+        return out.append_column(ERROR_STAGE, pa.array(stages, pa.string()))
+
+    def _fetch(self, uri: str, cache: dict[str, Any]) -> bytes:
+        scheme = uri.split("://", 1)[0] if "://" in uri else "file"
+        if scheme not in cache:
+            cache[scheme] = resolve(uri, self.storage)[0]
+        fs = cache[scheme]
+        path = _fs_path(uri)
+        try:
+            with fs.open_input_stream(path) as f:
+                return f.read()
+        except FileNotFoundError:
+            raise ItemError(f"object not found: {uri}") from None
+        except OSError as exc:
+            raise ItemError(f"unreadable object: {_one_line(exc)}") from None
+
+
+def _fs_path(uri: str) -> str:
+    """URI -> path in its pyarrow filesystem ("s3://b/k" -> "b/k", "file:///a" -> "/a")."""
+    for prefix in ("s3://", "file://"):
+        if uri.startswith(prefix):
+            return uri[len(prefix) :]
+    return uri

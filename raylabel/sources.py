@@ -1,0 +1,338 @@
+"""Seed and drop readers: a path in any supported shape -> a plan -> a Ray Dataset.
+
+A plan is built on the driver from metadata only (file listings, manifest columns,
+Parquet footers), so bad inputs are rejected before any work starts and the number
+of input items is known up front; the payloads are only ever read inside Ray tasks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from raylabel import storage
+from raylabel.config import Config, ConfigError
+from raylabel.storage import StorageOptions
+
+if TYPE_CHECKING:
+    import ray.data
+
+MANIFEST_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
+LISTING_BLOCK_ROWS = 2000
+
+
+class InputError(ValueError):
+    """The input exists but has the wrong shape (missing column, bad layout); exit 2."""
+
+
+@dataclass
+class SourcePlan:
+    """What to read and how; `listing` holds item_id/uri(/label) for file-based inputs."""
+
+    uri: str
+    kind: str  # "folder" | "manifest" | "parquet"
+    num_items: int
+    fingerprint: str
+    listing: pa.Table | None = None
+    parquet_files: list[str] | None = None
+    payload_column: str = "bytes"
+    duplicates: int = 0
+
+    def classes(self) -> list[str]:
+        if self.listing is None or "label" not in self.listing.column_names:
+            return []
+        return sorted(pc.unique(self.listing.column("label")).to_pylist())
+
+
+def storage_options(cfg: Config) -> StorageOptions:
+    s = cfg.storage
+    return StorageOptions(endpoint_url=s.endpoint_url, region=s.region, retries=s.retries)
+
+
+def drop_name(cfg: Config) -> str:
+    """Stable name of the drop: `drop.name`, else the last path component."""
+    if cfg.drop.name:
+        return cfg.drop.name
+    base = storage.basename(cfg.drop.path or "")
+    for suffix in MANIFEST_SUFFIXES:
+        if base.lower().endswith(suffix):
+            base = base[: -len(suffix)]
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in base).strip("._")
+    if not safe:
+        raise ConfigError(f"drop.name: cannot derive a name from {cfg.drop.path!r}; set drop.name")
+    return safe
+
+
+def plan_seed(cfg: Config) -> SourcePlan:
+    cfg.require("seed.path")
+    s = cfg.seed
+    plan = _plan(
+        "seed.path",
+        s.path or "",
+        s.format,
+        s.extensions,
+        storage_options(cfg),
+        labeled=True,
+        label_column=s.label_column,
+        payload_column=s.payload_column,
+    )
+    return plan
+
+
+def plan_drop(cfg: Config) -> SourcePlan:
+    cfg.require("drop.path")
+    d = cfg.drop
+    return _plan(
+        "drop.path",
+        d.path or "",
+        d.format,
+        d.extensions,
+        storage_options(cfg),
+        labeled=False,
+        label_column="label",
+        payload_column=d.payload_column,
+    )
+
+
+def _plan(
+    key: str,
+    uri: str,
+    fmt: str,
+    extensions: list[str],
+    opts: StorageOptions,
+    labeled: bool,
+    label_column: str,
+    payload_column: str,
+) -> SourcePlan:
+    storage.check_input(uri, opts, key)
+    is_dir = storage.is_dir(uri, opts)
+    if fmt == "auto":
+        fmt = _detect(uri, is_dir, opts)
+    if fmt == "folder":
+        if not is_dir:
+            raise InputError(f"{key}: {uri} is not a folder/prefix")
+        return _plan_folder(key, uri, extensions, opts, labeled)
+    if fmt == "manifest":
+        return _plan_manifest(key, uri, opts, labeled, label_column)
+    return _plan_parquet(key, uri, opts, labeled, label_column, payload_column, is_dir)
+
+
+def _detect(uri: str, is_dir: bool, opts: StorageOptions) -> str:
+    if is_dir:
+        files = storage.list_files(uri, opts, recursive=True)
+        if files and all(f.rel_path.lower().endswith(".parquet") for f in files):
+            return "parquet"
+        return "folder"
+    lower = uri.lower()
+    if lower.endswith(".parquet"):
+        return "parquet"
+    if lower.endswith((".csv", ".jsonl", ".json")):
+        return "manifest"
+    raise InputError(f"cannot tell the format of {uri}; set *.format")
+
+
+def _plan_folder(
+    key: str, uri: str, extensions: list[str], opts: StorageOptions, labeled: bool
+) -> SourcePlan:
+    files = storage.list_files(uri, opts, recursive=True, extensions=extensions)
+    if not files:
+        raise storage.InputNotFound(
+            f"{key} has no files with extensions {', '.join(extensions)}: {uri}"
+        )
+    item_ids = [f.rel_path for f in files]
+    columns: dict[str, list[str]] = {"item_id": item_ids, "uri": [f.uri for f in files]}
+    if labeled:
+        labels = []
+        for f in files:
+            parts = f.rel_path.split("/")
+            if len(parts) < 2:
+                raise InputError(
+                    f"{key}: image-folder seeds are laid out <root>/<class>/<file>; "
+                    f"{f.rel_path!r} is not inside a class folder"
+                )
+            labels.append(parts[0])
+        columns["label"] = labels
+    listing = pa.table(columns)
+    fp = _fingerprint(
+        zip(item_ids, (str(f.size) for f in files), columns.get("label", []), strict=False)
+    )
+    return SourcePlan(uri=uri, kind="folder", num_items=len(files), fingerprint=fp, listing=listing)
+
+
+def _read_manifest(uri: str, opts: StorageOptions) -> pa.Table:
+    data = storage.read_bytes(uri, opts)
+    lower = uri.lower()
+    try:
+        if lower.endswith(".parquet"):
+            return pq.read_table(io.BytesIO(data))
+        if lower.endswith(".csv"):
+            return pacsv.read_csv(
+                io.BytesIO(data),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={"item_id": pa.string(), "label": pa.string()}
+                ),
+            )
+        rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+        return pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{uri}: unreadable manifest ({first})") from None
+
+
+def _plan_manifest(
+    key: str, uri: str, opts: StorageOptions, labeled: bool, label_column: str
+) -> SourcePlan:
+    table = _read_manifest(uri, opts)
+    if "uri" not in table.column_names:
+        raise InputError(f"{key}: manifest {uri} has no 'uri' column")
+    if labeled and label_column not in table.column_names:
+        raise InputError(f"{key}: manifest {uri} has no '{label_column}' column")
+    base = uri.rsplit("/", 1)[0] if "/" in uri else "."
+    uris = [_absolute(str(u), base) for u in table.column("uri").to_pylist()]
+    ids = (
+        [str(i) for i in table.column("item_id").to_pylist()]
+        if "item_id" in table.column_names
+        else [str(u) for u in table.column("uri").to_pylist()]
+    )
+    columns: dict[str, list[str]] = {"item_id": ids, "uri": uris}
+    if labeled:
+        columns["label"] = [str(v) for v in table.column(label_column).to_pylist()]
+    listing = pa.table(columns)
+    listing, dups = _dedupe(listing)
+    fp = _fingerprint(zip(ids, uris, columns.get("label", []), strict=False))
+    return SourcePlan(
+        uri=uri,
+        kind="manifest",
+        num_items=len(ids),
+        fingerprint=fp,
+        listing=listing,
+        duplicates=dups,
+    )
+
+
+def _absolute(u: str, base: str) -> str:
+    if "://" in u or u.startswith("/"):
+        return u
+    return f"{base.rstrip('/')}/{u}"
+
+
+def _dedupe(listing: pa.Table) -> tuple[pa.Table, int]:
+    """Mark repeated item_ids so each id is labeled once; repeats become error rows later."""
+    ids = listing.column("item_id").to_pylist()
+    seen: set[str] = set()
+    dup = []
+    for i in ids:
+        dup.append(i in seen)
+        seen.add(i)
+    n = sum(dup)
+    return listing.append_column("duplicate", pa.array(dup, pa.bool_())), n
+
+
+def _plan_parquet(
+    key: str,
+    uri: str,
+    opts: StorageOptions,
+    labeled: bool,
+    label_column: str,
+    payload_column: str,
+    is_dir: bool,
+) -> SourcePlan:
+    fs, path = storage.resolve(uri, opts)
+    files = (
+        [f.uri for f in storage.list_files(uri, opts, extensions=[".parquet"])] if is_dir else [uri]
+    )
+    if not files:
+        raise storage.InputNotFound(f"{key} has no .parquet files: {uri}")
+    schema = pq.read_schema(storage.resolve(files[0], opts)[1], filesystem=fs)
+    names = set(schema.names)
+    if payload_column not in names:
+        if "uri" in names:
+            return _plan_manifest(key, uri, opts, labeled, label_column)
+        raise InputError(
+            f"{key}: Parquet input {files[0]} has neither the payload column "
+            f"'{payload_column}' nor a 'uri' column"
+        )
+    if "item_id" not in names:
+        raise InputError(f"{key}: Parquet input {files[0]} has no 'item_id' column")
+    if labeled and label_column not in names:
+        raise InputError(f"{key}: Parquet input {files[0]} has no '{label_column}' column")
+    id_cols = ["item_id"] + ([label_column] if labeled else [])
+    total = 0
+    h = hashlib.sha256()
+    for f in files:
+        meta = pq.read_metadata(storage.resolve(f, opts)[1], filesystem=fs)
+        total += meta.num_rows
+        h.update(f"{f}:{meta.num_rows}:{meta.serialized_size}".encode())
+    listing = None
+    if labeled:
+        parts = [
+            pq.read_table(storage.resolve(f, opts)[1], filesystem=fs, columns=id_cols)
+            for f in files
+        ]
+        t = pa.concat_tables(parts)
+        listing = pa.table(
+            {
+                "item_id": t.column("item_id").cast(pa.string()),
+                "label": t.column(label_column).cast(pa.string()),
+            }
+        )
+    del path
+    return SourcePlan(
+        uri=uri,
+        kind="parquet",
+        num_items=total,
+        fingerprint=h.hexdigest()[:16],
+        listing=listing,
+        parquet_files=files,
+        payload_column=payload_column,
+    )
+
+
+def _fingerprint(rows: object) -> str:
+    h = hashlib.sha256()
+    for row in rows:  # type: ignore[attr-defined]
+        h.update("\x1f".join(row).encode())
+        h.update(b"\x1e")
+    return h.hexdigest()[:16]
+
+
+def listing_dataset(listing: pa.Table, block_rows: int = LISTING_BLOCK_ROWS) -> ray.data.Dataset:
+    """Blocks of a few thousand ids so decode work spreads over tasks from the start."""
+    import ray.data
+
+    blocks = [listing.slice(i, block_rows) for i in range(0, listing.num_rows, block_rows)]
+    return ray.data.from_arrow(blocks or [listing])
+
+
+def drop_dataset(plan: SourcePlan, opts: StorageOptions) -> ray.data.Dataset:
+    """Rows with item_id, uri and (for packed Parquet) inline `bytes`."""
+    import ray.data
+
+    if plan.kind == "parquet":
+        fs, _ = storage.resolve(plan.uri, opts)
+        paths = [storage.resolve(f, opts)[1] for f in plan.parquet_files or []]
+        ds = ray.data.read_parquet(paths, filesystem=fs, columns=["item_id", plan.payload_column])
+        if plan.payload_column != "bytes":
+            ds = ds.rename_columns({plan.payload_column: "bytes"})
+        uri_prefix = plan.uri.rstrip("/")
+        return ds.map_batches(
+            _add_uri, fn_kwargs={"prefix": uri_prefix}, batch_format="pyarrow", zero_copy_batch=True
+        )
+    assert plan.listing is not None
+    return listing_dataset(plan.listing)
+
+
+def _add_uri(batch: pa.Table, prefix: str) -> pa.Table:
+    ids = batch.column("item_id").cast(pa.string())
+    uris = pc.binary_join_element_wise(prefix + "#", ids, "")
+    return batch.set_column(batch.schema.get_field_index("item_id"), "item_id", ids).append_column(
+        "uri", uris
+    )

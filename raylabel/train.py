@@ -1,0 +1,330 @@
+"""Train stage: Ray Train fits the classifier, then calibration and thresholds make the card.
+
+The seed listing (ids and labels only) is split on the driver so the validation split is
+exactly stratified and reproducible; payloads are decoded inside Ray Data tasks and
+streamed to the workers with `get_dataset_shard`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from raylabel import __version__, calibrate, cluster, layout, sources, storage
+from raylabel.config import Config
+from raylabel.models import ModelCard, build_image_model, save_model_dir
+from raylabel.preprocess import FetchDecode
+from raylabel.sources import InputError
+
+SEED_BLOCK_ROWS = 256
+DECODE_CPUS = 0.25
+
+
+@dataclass
+class TrainResult:
+    model_version: str
+    model_uri: str
+    card: ModelCard
+    history: list[dict[str, float]] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    def summary_lines(self) -> list[str]:
+        v = self.card.validation
+        lines = [
+            f"model {self.model_version} ({self.card.arch}, {len(self.card.classes)} classes) "
+            f"-> {self.model_uri}",
+            f"validation: n={v.get('n')}, accuracy={v.get('accuracy', float('nan')):.3f}, "
+            f"ECE {v.get('ece_before', float('nan')):.3f} -> "
+            f"{v.get('ece_after', float('nan')):.3f} "
+            f"(temperature {self.card.temperature:.2f})",
+        ]
+        thr = ", ".join(
+            f"{c}={t:.2f}{'*' if self.card.threshold_source.get(c) != 'class' else ''}"
+            for c, t in self.card.thresholds.items()
+        )
+        lines.append(
+            f"thresholds for precision >= {self.card.target_precision} "
+            f"(* = fallback/unreachable): {thr}"
+        )
+        lines.append(f"took {self.duration_s:.1f}s")
+        return lines
+
+
+def stratified_split(
+    item_ids: list[str], labels: list[str], val_fraction: float, seed: int
+) -> np.ndarray:
+    """Boolean mask of validation items: in each class the ceil(f*n) ids with the lowest hash."""
+    ids = np.asarray(item_ids, dtype=object)
+    labs = np.asarray(labels, dtype=object)
+    keys = np.array([_hash64(f"{seed}\x1f{i}") for i in item_ids], dtype=np.uint64)
+    is_val = np.zeros(len(ids), dtype=bool)
+    for cls in sorted(set(labels)):
+        idx = np.flatnonzero(labs == cls)
+        if len(idx) < 2:
+            continue  # a one-item class can only train
+        k = min(len(idx) - 1, max(1, int(np.ceil(val_fraction * len(idx)))))
+        order = idx[np.argsort(keys[idx], kind="stable")]
+        is_val[order[:k]] = True
+    return is_val
+
+
+def _hash64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+def train(cfg: Config) -> TrainResult:
+    """Fit, calibrate, choose thresholds and publish `models/<version>/`."""
+    started = time.time()
+    cfg.require("seed.path")
+    opts = sources.storage_options(cfg)
+    plan = sources.plan_seed(cfg)
+    assert plan.listing is not None
+    classes = plan.classes()
+    if len(classes) < 2:
+        raise InputError(f"seed.path: need at least 2 classes, found {classes} in {plan.uri}")
+    cluster.connect(cfg)
+    cluster.quiet_data_context()
+    train_ds, val_ds, n_train, n_val = _seed_datasets(cfg, plan, classes, opts)
+    version = cfg.run.model_version or layout.new_id("m-")
+    with tempfile.TemporaryDirectory(prefix="raylabel-train-") as tmp:
+        ckpt_dir, history = _fit(cfg, classes, train_ds, val_ds, Path(tmp), n_train, n_val)
+        card = _make_card(cfg, classes, plan, ckpt_dir, history, version, n_train, n_val)
+        out_dir = Path(tmp) / "model"
+        model = build_image_model(cfg.model.arch, len(classes), cfg.model.dropout)
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(ckpt_dir / "model.safetensors")), strict=True)
+        save_model_dir(model, card, out_dir)
+        uri = layout.publish_model(out_dir, cfg.output.root, version, opts)
+    return TrainResult(version, uri, card, history, time.time() - started)
+
+
+def _seed_datasets(
+    cfg: Config, plan: sources.SourcePlan, classes: list[str], opts: storage.StorageOptions
+) -> tuple[Any, Any, int, int]:
+    import ray.data
+
+    listing = plan.listing
+    assert listing is not None
+    ids = listing.column("item_id").to_pylist()
+    labels = listing.column("label").to_pylist()
+    is_val = stratified_split(ids, labels, cfg.train.val_fraction, cfg.train.seed)
+    index = {c: i for i, c in enumerate(classes)}
+    label_index = pa.array([index[v] for v in labels], pa.int32())
+    rng = np.random.default_rng(cfg.train.seed)
+    decode = FetchDecode(opts, cfg.model.image_size, max_pixels=cfg.infer.max_pixels)
+
+    def build(mask: np.ndarray) -> Any:
+        rows = np.flatnonzero(mask)
+        rows = rows[rng.permutation(len(rows))]  # mix classes across blocks
+        if plan.kind == "parquet":
+            fs, _ = storage.resolve(plan.uri, opts)
+            paths = [storage.resolve(f, opts)[1] for f in plan.parquet_files or []]
+            keep = set(listing.column("item_id").take(pa.array(rows)).to_pylist())
+            ds = ray.data.read_parquet(
+                paths,
+                filesystem=fs,
+                columns=["item_id", plan.payload_column, cfg.seed.label_column],
+            )
+            ds = ds.map_batches(
+                _select_parquet_rows,
+                fn_kwargs={
+                    "keep": keep,
+                    "index": index,
+                    "payload": plan.payload_column,
+                    "label_column": cfg.seed.label_column,
+                },
+                batch_format="pyarrow",
+            )
+        else:
+            table = listing.select(["item_id", "uri"]).append_column("label_index", label_index)
+            ds = sources.listing_dataset(table.take(pa.array(rows)), SEED_BLOCK_ROWS)
+        ds = ds.map_batches(decode, batch_format="pyarrow", batch_size=128, num_cpus=DECODE_CPUS)
+        return ds.map_batches(_keep_decoded, batch_format="pyarrow", num_cpus=DECODE_CPUS)
+
+    return build(~is_val), build(is_val), int((~is_val).sum()), int(is_val.sum())
+
+
+def _select_parquet_rows(
+    batch: pa.Table, keep: set[str], index: dict[str, int], payload: str, label_column: str
+) -> pa.Table:
+    ids = batch.column("item_id").cast(pa.string()).to_pylist()
+    mask = pa.array([i in keep for i in ids])
+    t = batch.filter(mask)
+    return pa.table(
+        {
+            "item_id": t.column("item_id").cast(pa.string()),
+            "uri": t.column("item_id").cast(pa.string()),
+            "bytes": t.column(payload),
+            "label_index": pa.array(
+                [index[str(v)] for v in t.column(label_column).to_pylist()], pa.int32()
+            ),
+        }
+    )
+
+
+def _keep_decoded(batch: pa.Table) -> pa.Table:
+    import pyarrow.compute as pc
+
+    ok = batch.filter(pc.is_null(batch.column("error")))
+    return ok.select(["pixels", "label_index"])
+
+
+def _fit(
+    cfg: Config,
+    classes: list[str],
+    train_ds: Any,
+    val_ds: Any,
+    tmp: Path,
+    n_train: int,
+    n_val: int,
+) -> tuple[Path, list[dict[str, float]]]:
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from raylabel.train_loop import train_loop_per_worker
+
+    shape = cluster.shape()
+    t = cfg.train
+    cpus = t.cpus_per_worker
+    if not t.use_gpu:
+        # leave room for the decode tasks that feed the workers (a full reservation hangs)
+        cpus = min(cpus, max(0.25, (shape.cpus - 0.5) / t.num_workers))
+    loop_config = {
+        "arch": cfg.model.arch,
+        "num_classes": len(classes),
+        "dropout": cfg.model.dropout,
+        "epochs": t.epochs,
+        "batch_size": t.batch_size,
+        "lr": t.lr,
+        "weight_decay": t.weight_decay,
+        "seed": t.seed,
+        "augment": t.augment,
+        "threads": max(1, round(cpus)),
+        "pretrained": _pretrained_local(cfg, tmp),
+        "n_train": n_train,
+        "n_val": n_val,
+    }
+    if storage.is_remote(cfg.output.root):
+        fs, base = storage.resolve(
+            storage.join(cfg.output.root, "_train"), sources.storage_options(cfg)
+        )
+        run_kwargs: dict[str, Any] = {"storage_path": base, "storage_filesystem": fs}
+    else:
+        run_kwargs = {"storage_path": str(tmp / "ray_train")}
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_config,
+        scaling_config=ScalingConfig(
+            num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker={"CPU": cpus}
+        ),
+        run_config=RunConfig(
+            name=f"raylabel-train-{layout.new_id()}",
+            failure_config=FailureConfig(max_failures=t.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=1),
+            **run_kwargs,
+        ),
+        datasets={"train": train_ds, "val": val_ds},
+        dataset_config=DataConfig(datasets_to_split=["train"]),
+    )
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError("training finished without a checkpoint")
+    local = tmp / "checkpoint"
+    result.checkpoint.to_directory(str(local))
+    history = json.loads((local / "history.json").read_text())
+    return local, history
+
+
+def _pretrained_local(cfg: Config, tmp: Path) -> str | None:
+    """Copy `model.pretrained` (a safetensors state dict, local or URI) to local disk."""
+    if not cfg.model.pretrained:
+        return None
+    opts = sources.storage_options(cfg)
+    storage.check_input(cfg.model.pretrained, opts, "model.pretrained")
+    if not cfg.model.pretrained.endswith(".safetensors"):
+        raise InputError("model.pretrained: must be a .safetensors state dict (no pickles)")
+    dest = tmp / "pretrained.safetensors"
+    dest.write_bytes(storage.read_bytes(cfg.model.pretrained, opts))
+    return str(dest)
+
+
+def _make_card(
+    cfg: Config,
+    classes: list[str],
+    plan: sources.SourcePlan,
+    ckpt_dir: Path,
+    history: list[dict[str, float]],
+    version: str,
+    n_train: int,
+    n_val: int,
+) -> ModelCard:
+    from safetensors.numpy import load_file as load_np
+
+    val = load_np(str(ckpt_dir / "val_logits.safetensors"))
+    logits, y = val["logits"].astype(np.float64), val["labels"].astype(np.int64)
+    temperature = calibrate.fit_temperature(logits, y)
+    raw = calibrate.softmax(logits)
+    cal = calibrate.softmax(logits, temperature)
+    thr = calibrate.choose_thresholds(
+        cal, y, classes, cfg.qc.target_precision, cfg.qc.confidence_level, cfg.qc.min_support
+    )
+    last = history[-1] if history else {}
+    validation = {
+        "n": len(y),
+        "accuracy": float((raw.argmax(1) == y).mean()) if len(y) else float("nan"),
+        "loss": float(last.get("val_loss", float("nan"))),
+        "ece_before": float(calibrate.expected_calibration_error(raw, y)),
+        "ece_after": float(calibrate.expected_calibration_error(cal, y)),
+        "reliability_before": calibrate.reliability_curve(raw, y),
+        "reliability_after": calibrate.reliability_curve(cal, y),
+        "coverage_precision": calibrate.coverage_precision_curve(cal, y),
+        "per_class_accuracy": {
+            c: float((raw.argmax(1)[y == i] == i).mean()) if (y == i).any() else None
+            for i, c in enumerate(classes)
+        },
+    }
+    return ModelCard(
+        model_version=version,
+        arch=cfg.model.arch,
+        modality=cfg.modality,
+        classes=classes,
+        preprocessing={
+            "image_size": cfg.model.image_size,
+            "mode": "RGB",
+            "resize": "bilinear",
+            "input": "uint8 NCHW",
+            "normalize": "imagenet mean/std inside the model",
+        },
+        temperature=float(temperature),
+        thresholds={c: float(v) for c, v in thr.thresholds.items()},
+        threshold_source=dict(thr.source),
+        global_threshold=float(thr.global_threshold),
+        target_precision=cfg.qc.target_precision,
+        confidence_level=cfg.qc.confidence_level,
+        validation=validation,
+        training={
+            "epochs": cfg.train.epochs,
+            "batch_size": cfg.train.batch_size,
+            "lr": cfg.train.lr,
+            "num_workers": cfg.train.num_workers,
+            "seed": cfg.train.seed,
+            "n_train": n_train,
+            "n_val": n_val,
+            "n_seed_items": plan.num_items,
+            "seed_unreadable": int(last.get("seed_unreadable", 0)),
+            "history": history,
+            "threshold_detail": thr.to_json(),
+        },
+        seed_fingerprint=plan.fingerprint,
+        created_at=layout.utc_now().isoformat(),
+        raylabel_version=__version__,
+    )
