@@ -19,6 +19,7 @@ IMAGE_ARCHS = ("small_cnn", "resnet18", "resnet50", "mobilenet_v3_small")
 TEXT_ARCHS = ("hf",)
 INPUT_FORMATS = ("auto", "folder", "manifest", "parquet")
 ALLOCATIONS = ("proportional", "equal", "error_weighted")
+AUGMENTATIONS = ("none", "flip", "flip_rot90")
 
 
 class ConfigError(ValueError):
@@ -88,8 +89,10 @@ class TrainConfig:
     cpus_per_worker: float = 1.0
     val_fraction: float = 0.2
     seed: int = 0
-    augment: bool = True
+    augment: str = "flip"
+    warmup_fraction: float = 0.1
     max_failures: int = 0
+    cache_decoded: bool = True
 
     def check(self) -> None:
         _at_least("train.epochs", self.epochs, 1)
@@ -100,6 +103,8 @@ class TrainConfig:
         _positive("train.cpus_per_worker", self.cpus_per_worker)
         _in_range("train.val_fraction", self.val_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
         _at_least("train.max_failures", self.max_failures, 0)
+        _one_of("train.augment", self.augment, AUGMENTATIONS)
+        _in_range("train.warmup_fraction", self.warmup_fraction, 0.0, 1.0, hi_open=True)
 
 
 @dataclass

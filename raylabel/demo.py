@@ -23,12 +23,13 @@ IMAGE_DEMO_OVERRIDES = [
     "modality=image",
     "model.arch=small_cnn",
     "model.image_size=48",
-    "train.epochs=10",
-    "train.batch_size=64",
-    "train.lr=0.003",
+    "train.epochs=24",
+    "train.batch_size=32",
+    "train.lr=0.005",
+    "train.augment=flip_rot90",
     "train.num_workers=2",
     "train.val_fraction=0.3",
-    "qc.target_precision=0.95",
+    "qc.target_precision=0.9",
     "qc.min_support=20",
     "review.size=200",
     "drop.name=demo-drop",
@@ -80,7 +81,7 @@ def run_demo(out: Path, modality: str, overrides: list[str]) -> list[str]:
     out = out.resolve()
     if modality != "image":
         raise ValueError(f"demo modality {modality!r} is not available")
-    paths = write_image_demo(out / "data", ImageDemoSpec())
+    paths = write_image_demo(out / "data", ImageDemoSpec(n_seed_per_class=250, n_drop=1500))
     base = [
         *IMAGE_DEMO_OVERRIDES,
         f"seed.path={paths.seed_dir}",

@@ -31,7 +31,9 @@ def decode_image(data: bytes, size: int, max_pixels: int) -> np.ndarray:
         raise ItemError("zero-byte file")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # infer.max_pixels, checked below from the header alone, is the limit: Pillow's
+            # own warning threshold must not override it (its hard limit still applies).
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             width, height = img.size
             if width * height > max_pixels:
@@ -48,9 +50,9 @@ def decode_image(data: bytes, size: int, max_pixels: int) -> np.ndarray:
     except ItemError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ItemError(f"decompression bomb: {_one_line(exc)}") from None
-    except Image.DecompressionBombWarning as exc:
-        raise ItemError(f"decompression bomb: {_one_line(exc)}") from None
+        raise ItemError(
+            f"decompression bomb: {_one_line(exc)} (infer.max_pixels={max_pixels})"
+        ) from None
     except Image.UnidentifiedImageError:
         raise ItemError("not a decodable image") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
@@ -62,7 +64,8 @@ def decode_image(data: bytes, size: int, max_pixels: int) -> np.ndarray:
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float32)
-        hi = float(arr.max()) if arr.size else 0.0
+        # 16 bits: a fixed full scale (as 255 is for 8 bits), never a per-image stretch
+        hi = 65535.0 if img.mode.startswith("I;16") else float(arr.max(initial=0.0))
         scaled = (arr / hi * 255.0) if hi > 0 else arr
         img = Image.fromarray(scaled.clip(0, 255).astype(np.uint8), mode="L")
     if img.mode == "P" and "transparency" in img.info:

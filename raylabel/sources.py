@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -161,8 +162,9 @@ def _plan_folder(
             labels.append(parts[0])
         columns["label"] = labels
     listing = pa.table(columns)
+    blank = [""] * len(files)  # drops have no label: zip must not stop at an empty list
     fp = _fingerprint(
-        zip(item_ids, (str(f.size) for f in files), columns.get("label", []), strict=False)
+        zip(item_ids, (str(f.size) for f in files), columns.get("label", blank), strict=True)
     )
     return SourcePlan(uri=uri, kind="folder", num_items=len(files), fingerprint=fp, listing=listing)
 
@@ -195,7 +197,9 @@ def _plan_manifest(
         raise InputError(f"{key}: manifest {uri} has no 'uri' column")
     if labeled and label_column not in table.column_names:
         raise InputError(f"{key}: manifest {uri} has no '{label_column}' column")
-    base = uri.rsplit("/", 1)[0] if "/" in uri else "."
+    # Plain local paths are made absolute: workers need not share the driver's directory.
+    located = uri if "://" in uri else os.path.abspath(os.path.expanduser(uri))
+    base = located.rsplit("/", 1)[0]
     uris = [_absolute(str(u), base) for u in table.column("uri").to_pylist()]
     ids = (
         [str(i) for i in table.column("item_id").to_pylist()]
@@ -207,7 +211,7 @@ def _plan_manifest(
         columns["label"] = [str(v) for v in table.column(label_column).to_pylist()]
     listing = pa.table(columns)
     listing, dups = _dedupe(listing)
-    fp = _fingerprint(zip(ids, uris, columns.get("label", []), strict=False))
+    fp = _fingerprint(zip(ids, uris, columns.get("label", [""] * len(ids)), strict=True))
     return SourcePlan(
         uri=uri,
         kind="manifest",

@@ -91,7 +91,9 @@ def train(cfg: Config) -> TrainResult:
     if len(classes) < 2:
         raise InputError(f"seed.path: need at least 2 classes, found {classes} in {plan.uri}")
     cluster.connect(cfg)
-    cluster.quiet_data_context()
+    # datasets carry the context they were made in into the workers; per-epoch bars from
+    # two workers would drown the epoch lines the driver prints
+    cluster.quiet_data_context(show_progress=False)
     train_ds, val_ds, n_train, n_val = _seed_datasets(cfg, plan, classes, opts)
     version = cfg.run.model_version or layout.new_id("m-")
     with tempfile.TemporaryDirectory(prefix="raylabel-train-") as tmp:
@@ -148,7 +150,9 @@ def _seed_datasets(
             table = listing.select(["item_id", "uri"]).append_column("label_index", label_index)
             ds = sources.listing_dataset(table.take(pa.array(rows)), SEED_BLOCK_ROWS)
         ds = ds.map_batches(decode, batch_format="pyarrow", batch_size=128, num_cpus=DECODE_CPUS)
-        return ds.map_batches(_keep_decoded, batch_format="pyarrow", num_cpus=DECODE_CPUS)
+        ds = ds.map_batches(_keep_decoded, batch_format="pyarrow", num_cpus=DECODE_CPUS)
+        # decode once, not every epoch: seed sets are small next to drops
+        return ds.materialize() if cfg.train.cache_decoded else ds
 
     return build(~is_val), build(is_val), int((~is_val).sum()), int(is_val.sum())
 
@@ -208,6 +212,7 @@ def _fit(
         "weight_decay": t.weight_decay,
         "seed": t.seed,
         "augment": t.augment,
+        "warmup_fraction": t.warmup_fraction,
         "threads": max(1, round(cpus)),
         "pretrained": _pretrained_local(cfg, tmp),
         "n_train": n_train,

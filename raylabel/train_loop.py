@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -13,14 +14,28 @@ import torch.distributed as dist
 from torch import nn
 
 
-def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Label-preserving for most image classes: horizontal flips and small shifts."""
+def _augment(x: torch.Tensor, mode: str, gen: torch.Generator) -> torch.Tensor:
+    """Label-preserving transforms: flips and small shifts for most images; quarter turns
+    too when the classes do not depend on orientation (shapes, cells, aerial tiles)."""
+    if mode == "none":
+        return x
     n = x.shape[0]
     flip = torch.rand(n, generator=gen) < 0.5
     x = torch.where(flip.view(n, 1, 1, 1), x.flip(3), x)
+    if mode == "flip_rot90":
+        x = torch.rot90(x, int(torch.randint(0, 4, (1,), generator=gen)), (2, 3))
     pad = max(1, x.shape[-1] // 16)
     dx, dy = (int(v) for v in torch.randint(-pad, pad + 1, (2,), generator=gen))
     return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+
+
+def lr_factor(step: int, total: int, warmup_fraction: float) -> float:
+    """Linear warm-up then cosine decay to zero; flat at the end if a shard runs long."""
+    warm = max(1, int(total * warmup_fraction))
+    if step < warm:
+        return (step + 1) / warm
+    progress = min(1.0, (step - warm) / max(1, total - warm))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def _all_sum(values: list[float]) -> list[float]:
@@ -33,10 +48,13 @@ def _all_sum(values: list[float]) -> list[float]:
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
+    from ray.data import DataContext
     from safetensors.torch import load_file, save_file
 
     from raylabel.models import build_image_model, load_pretrained_backbone
 
+    # one bar per epoch per worker would drown the driver's log; the driver reports epochs
+    DataContext.get_current().enable_progress_bars = False
     ctx = ray.train.get_context()
     rank = ctx.get_world_rank()
     torch.set_num_threads(int(config["threads"]))
@@ -54,7 +72,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     opt = torch.optim.AdamW(
         model.parameters(), lr=float(config["lr"]), weight_decay=float(config["weight_decay"])
     )
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
+    world = max(1, ctx.get_world_size())
+    steps_per_epoch = max(1, math.ceil(int(config["n_train"]) / world / int(config["batch_size"])))
+    total_steps = steps_per_epoch * epochs
+    warmup = float(config["warmup_fraction"])
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: lr_factor(step, total_steps, warmup)
+    )
     loss_fn = nn.CrossEntropyLoss()
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("val")
@@ -69,17 +93,16 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         ):
             x = batch["pixels"].to(device)
             y = batch["label_index"].long().to(device)
-            if config["augment"]:
-                x = _augment(x, gen)
+            x = _augment(x, config["augment"], gen)
             opt.zero_grad(set_to_none=True)
             logits = model(x)
             loss = loss_fn(logits, y)
             loss.backward()
             opt.step()
+            sched.step()
             tot_loss += float(loss.item()) * len(y)
             tot_ok += float((logits.argmax(1) == y).sum().item())
             tot_n += len(y)
-        sched.step()
         tot_loss, tot_ok, tot_n = _all_sum([tot_loss, tot_ok, tot_n])
         metrics: dict[str, float] = {
             "epoch": epoch + 1,

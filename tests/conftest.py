@@ -1,16 +1,39 @@
-"""Shared fixtures: one real local Ray cluster per test session."""
+"""Shared fixtures: one real loopback S3 endpoint and one real local Ray cluster per session.
+
+The S3 server starts first and its (fake) credentials are in the environment before Ray
+starts, so Ray workers find them exactly as production workers find real ones.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+from s3server import S3Server, s3_env, start_s3_server, stop_s3_server
+
 
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[None]:
+def s3_server() -> Iterator[S3Server]:
+    server = start_s3_server()
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.delenv("AWS_PROFILE", raising=False)
+            for key, value in s3_env(server.endpoint_url).items():
+                mp.setenv(key, value)
+            yield server
+    finally:
+        stop_s3_server(server)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(s3_server: S3Server) -> Iterator[None]:
     import ray
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
