@@ -20,7 +20,15 @@ USAGE_ERRORS = (
     "ModelLoadError",
     "ReviewError",
 )
-STAGES = ("train", "label", "sample", "evaluate")
+STAGES = ("train", "label", "sample", "evaluate", "nightly")
+
+
+class StageFailed(Exception):
+    """A stage that finished but with failures (e.g. one nightly drop); exit 1."""
+
+    def __init__(self, message: str, lines: list[str]) -> None:
+        super().__init__(message)
+        self.lines = lines
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,6 +70,13 @@ def run_stage(stage: str, files: Sequence[str], overrides: Sequence[str]) -> lis
         from raylabel.stages import evaluate_run
 
         return evaluate_run(cfg)
+    if stage == "nightly":
+        from raylabel.nightly import nightly
+
+        result = nightly(cfg)
+        if result.failed:
+            raise StageFailed(f"{len(result.failed)} drop(s) failed", result.summary_lines())
+        return result.summary_lines()
     raise ValueError(f"unknown stage {stage}")
 
 
@@ -71,6 +86,11 @@ def guarded(fn: Callable[[], list[str]]) -> int:
 
     try:
         lines = fn()
+    except StageFailed as exc:
+        for line in exc.lines:
+            print(line)
+        print(f"raylabel: failed: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("raylabel: interrupted", file=sys.stderr)
         return 130

@@ -93,6 +93,7 @@ class TrainConfig:
     warmup_fraction: float = 0.1
     max_failures: int = 0
     cache_decoded: bool = True
+    use_feedback: bool = True
 
     def check(self) -> None:
         _at_least("train.epochs", self.epochs, 1)
@@ -201,6 +202,26 @@ class RunConfig:
 
 
 @dataclass
+class DropsConfig:
+    root: str | None = None
+
+    def check(self) -> None:
+        pass
+
+
+@dataclass
+class NightlyConfig:
+    retrain_min_feedback: int = 200
+    max_model_age_days: float = 7.0
+    lock_ttl_s: int = 6 * 3600
+
+    def check(self) -> None:
+        _at_least("nightly.retrain_min_feedback", self.retrain_min_feedback, 1)
+        _positive("nightly.max_model_age_days", self.max_model_age_days)
+        _at_least("nightly.lock_ttl_s", self.lock_ttl_s, 1)
+
+
+@dataclass
 class Config:
     modality: str = "image"
     seed: SeedConfig = field(default_factory=SeedConfig)
@@ -213,6 +234,8 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    drops: DropsConfig = field(default_factory=DropsConfig)
+    nightly: NightlyConfig = field(default_factory=NightlyConfig)
 
     def check(self) -> None:
         """Validate every section; raises ConfigError naming the first bad key."""
@@ -227,6 +250,7 @@ class Config:
         self.storage.check()
         self.run.check()
         self.output.check()
+        self.nightly.check()
 
     def require(self, *keys: str) -> None:
         """Stage-specific presence checks (e.g. train needs seed.path)."""

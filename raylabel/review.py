@@ -95,7 +95,7 @@ def _scan(run: RunLayout, opts: StorageOptions, fn_kwargs: dict[str, Any]) -> pa
     fs, path = storage.resolve(run.labels_dir, opts)
     if not storage.exists(run.labels_dir, opts):
         return pa.table({c: pa.array([], pa.string()) for c in REVIEW_COLUMNS})
-    ds = ray.data.read_parquet(path, filesystem=fs, columns=REVIEW_COLUMNS)
+    ds = ray.data.read_parquet(path, filesystem=fs).select_columns(REVIEW_COLUMNS)
     ds = ds.map_batches(_candidates, fn_kwargs=fn_kwargs, batch_format="pyarrow", batch_size=8192)
     parts = [
         pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b

@@ -323,7 +323,9 @@ def drop_dataset(plan: SourcePlan, opts: StorageOptions) -> ray.data.Dataset:
     if plan.kind == "parquet":
         fs, _ = storage.resolve(plan.uri, opts)
         paths = [storage.resolve(f, opts)[1] for f in plan.parquet_files or []]
-        ds = ray.data.read_parquet(paths, filesystem=fs, columns=["item_id", plan.payload_column])
+        ds = ray.data.read_parquet(paths, filesystem=fs).select_columns(
+            ["item_id", plan.payload_column]
+        )
         if plan.payload_column != "bytes":
             ds = ds.rename_columns({plan.payload_column: "bytes"})
         uri_prefix = plan.uri.rstrip("/")
@@ -339,4 +341,35 @@ def _add_uri(batch: pa.Table, prefix: str) -> pa.Table:
     uris = pc.binary_join_element_wise(prefix + "#", ids, "")
     return batch.set_column(batch.schema.get_field_index("item_id"), "item_id", ids).append_column(
         "uri", uris
+    )
+
+
+def feedback_listing(root: str, opts: StorageOptions) -> pa.Table | None:
+    """Reviewed items from earlier runs (item_id, uri, label), newest review per uri."""
+    base = storage.join(root, "feedback")
+    if not storage.exists(base, opts):
+        return None
+    files = storage.list_files(base, opts, extensions=[".parquet"])
+    parts = []
+    for f in files:
+        t = pq.read_table(io.BytesIO(storage.read_bytes(f.uri, opts)), columns=["uri", "label"])
+        parts.append(t.append_column("source", pa.array([f.rel_path] * t.num_rows, pa.string())))
+    if not parts:
+        return None
+    table = pa.concat_tables(parts)
+    latest: dict[str, tuple[str, str]] = {}
+    for uri, label, source in zip(
+        table.column("uri").to_pylist(),
+        table.column("label").to_pylist(),
+        table.column("source").to_pylist(),
+        strict=True,
+    ):
+        latest[uri] = (label, source)  # files are sorted by path: run ids sort by time
+    uris = sorted(latest)
+    return pa.table(
+        {
+            "item_id": [f"feedback/{latest[u][1]}#{u}" for u in uris],
+            "uri": uris,
+            "label": [latest[u][0] for u in uris],
+        }
     )

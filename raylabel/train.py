@@ -87,6 +87,7 @@ def train(cfg: Config) -> TrainResult:
     opts = sources.storage_options(cfg)
     plan = sources.plan_seed(cfg)
     assert plan.listing is not None
+    n_feedback = _add_feedback(cfg, plan, opts)
     classes = plan.classes()
     if len(classes) < 2:
         raise InputError(f"seed.path: need at least 2 classes, found {classes} in {plan.uri}")
@@ -99,6 +100,7 @@ def train(cfg: Config) -> TrainResult:
     with tempfile.TemporaryDirectory(prefix="raylabel-train-") as tmp:
         ckpt_dir, history = _fit(cfg, classes, train_ds, val_ds, Path(tmp), n_train, n_val)
         card = _make_card(cfg, classes, plan, ckpt_dir, history, version, n_train, n_val)
+        card.training["n_feedback"] = n_feedback
         out_dir = Path(tmp) / "model"
         model = build_image_model(cfg.model.arch, len(classes), cfg.model.dropout)
         from safetensors.torch import load_file
@@ -107,6 +109,21 @@ def train(cfg: Config) -> TrainResult:
         save_model_dir(model, card, out_dir)
         uri = layout.publish_model(out_dir, cfg.output.root, version, opts)
     return TrainResult(version, uri, card, history, time.time() - started)
+
+
+def _add_feedback(cfg: Config, plan: sources.SourcePlan, opts: storage.StorageOptions) -> int:
+    """Reviewed items from earlier runs join the seed set (the review loop closes here)."""
+    if not cfg.train.use_feedback or plan.kind == "parquet" or plan.listing is None:
+        return 0
+    fb = sources.feedback_listing(cfg.output.root, opts)
+    if fb is None or not fb.num_rows:
+        return 0
+    known = set(plan.listing.column("uri").to_pylist())
+    fb = fb.filter(pa.array([u not in known for u in fb.column("uri").to_pylist()]))
+    cols = ["item_id", "uri", "label"]
+    plan.listing = pa.concat_tables([plan.listing.select(cols), fb.select(cols)])
+    plan.fingerprint = f"{plan.fingerprint}+fb{fb.num_rows}"
+    return fb.num_rows
 
 
 def _seed_datasets(
@@ -131,10 +148,8 @@ def _seed_datasets(
             fs, _ = storage.resolve(plan.uri, opts)
             paths = [storage.resolve(f, opts)[1] for f in plan.parquet_files or []]
             keep = set(listing.column("item_id").take(pa.array(rows)).to_pylist())
-            ds = ray.data.read_parquet(
-                paths,
-                filesystem=fs,
-                columns=["item_id", plan.payload_column, cfg.seed.label_column],
+            ds = ray.data.read_parquet(paths, filesystem=fs).select_columns(
+                ["item_id", plan.payload_column, cfg.seed.label_column]
             )
             ds = ds.map_batches(
                 _select_parquet_rows,

@@ -1,0 +1,234 @@
+"""The nightly job: find drops without a committed run, retrain when due, label each one.
+
+Idempotent by construction: a drop with a committed run (`LATEST` -> `_SUCCESS`) is
+skipped, so re-running the same night does nothing. Each drop is processed under a
+lease object with an expiry, so two nightly runs never label the same drop at once and
+a crashed run does not block the next night for longer than `nightly.lock_ttl_s`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from raylabel import layout, sources, storage
+from raylabel.config import Config
+from raylabel.storage import StorageOptions
+
+
+@dataclass
+class DropOutcome:
+    drop: str
+    status: str  # "done" | "skipped" | "failed" | "locked"
+    detail: str = ""
+    run_id: str | None = None
+
+
+@dataclass
+class NightlyResult:
+    night_id: str
+    model_version: str | None
+    retrained: bool
+    retrain_reason: str
+    outcomes: list[DropOutcome] = field(default_factory=list)
+    summary_uri: str = ""
+
+    @property
+    def failed(self) -> list[DropOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    def summary_lines(self) -> list[str]:
+        lines = [
+            f"nightly {self.night_id}: {self.count('done')} done, {self.count('skipped')} skipped "
+            f"(already committed), {self.count('locked')} locked by another run, "
+            f"{len(self.failed)} failed",
+            f"model {self.model_version} "
+            + (
+                f"(retrained: {self.retrain_reason})"
+                if self.retrained
+                else f"({self.retrain_reason})"
+            ),
+        ]
+        for o in self.outcomes:
+            if o.status != "skipped":
+                lines.append(f"  {o.drop}: {o.status}{' - ' + o.detail if o.detail else ''}")
+        lines.append(f"summary: {self.summary_uri}")
+        return lines
+
+
+class Lease:
+    """A lock object with an expiry under `output.root/locks/`.
+
+    Local paths use an exclusive create (atomic). Object stores offer no portable
+    compare-and-swap through pyarrow, so there the lease is write-then-verify: after
+    writing it we wait a moment and read it back; the later writer wins and the other
+    backs off. That closes all but a sub-second race, which RELIABILITY-minded users can
+    remove by running one nightly job per output root (the schedules do).
+    """
+
+    def __init__(self, root: str, name: str, ttl_s: int, opts: StorageOptions) -> None:
+        self.uri = storage.join(root, "locks", f"{name}.lock")
+        self.ttl_s = ttl_s
+        self.opts = opts
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{layout.new_id()}"
+
+    def _expired(self) -> bool:
+        try:
+            held = storage.read_json(self.uri, self.opts)
+        except storage.StorageError:
+            return True
+        return float(held.get("expires_at", 0)) < time.time()
+
+    def acquire(self) -> bool:
+        body = {"owner": self.owner, "expires_at": time.time() + self.ttl_s}
+        if storage.exists(self.uri, self.opts):
+            if not self._expired():
+                return False
+            storage.delete_tree(self.uri, self.opts)
+        if not storage.is_remote(self.uri):
+            path = storage.resolve(self.uri, self.opts)[1]
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False
+            import json
+
+            with os.fdopen(fd, "w") as f:
+                json.dump(body, f)
+            return True
+        storage.write_json(self.uri, body, self.opts)
+        time.sleep(0.5)
+        return storage.read_json(self.uri, self.opts).get("owner") == self.owner
+
+    def release(self) -> None:
+        try:
+            if storage.read_json(self.uri, self.opts).get("owner") == self.owner:
+                storage.delete_tree(self.uri, self.opts)
+        except storage.StorageError:
+            pass
+
+
+def pending_drops(cfg: Config, opts: StorageOptions) -> tuple[list[str], list[str]]:
+    """(pending, committed) drop names under drops.root."""
+    root = cfg.drops.root or ""
+    storage.check_input(root, opts, "drops.root")
+    names = storage.list_dirs(root, opts)
+    pending, done = [], []
+    for name in names:
+        (done if layout.latest_run(cfg.output.root, name, opts) else pending).append(name)
+    return pending, done
+
+
+def new_feedback(cfg: Config, opts: StorageOptions, since: datetime) -> int:
+    """Reviewed items written to feedback/ after the model was trained."""
+    import pyarrow.parquet as pq
+
+    base = storage.join(cfg.output.root, "feedback")
+    if not storage.exists(base, opts):
+        return 0
+    fs, _ = storage.resolve(base, opts)
+    total = 0
+    for f in storage.list_files(base, opts, extensions=[".parquet"]):
+        path = storage.resolve(f.uri, opts)[1]
+        info = fs.get_file_info(path)
+        mtime = info.mtime
+        if mtime is not None and mtime.timestamp() > since.timestamp():
+            total += pq.read_metadata(path, filesystem=fs).num_rows
+    return total
+
+
+def retrain_decision(cfg: Config, opts: StorageOptions) -> tuple[bool, str, str | None]:
+    """(retrain?, why, current model version)."""
+    version = cfg.run.model_version or layout.latest_model(cfg.output.root, opts)
+    if not version:
+        return True, "no model yet", None
+    card = layout.read_card_uri(layout.model_uri(cfg.output.root, version), opts)
+    created = datetime.fromisoformat(card.created_at)
+    age = layout.utc_now() - created
+    if age > timedelta(days=cfg.nightly.max_model_age_days):
+        return True, f"model is {age.days} days old (max {cfg.nightly.max_model_age_days})", version
+    fresh = new_feedback(cfg, opts, created)
+    if fresh >= cfg.nightly.retrain_min_feedback:
+        return (
+            True,
+            f"{fresh} new reviewed items since the model (>= {cfg.nightly.retrain_min_feedback})",
+            version,
+        )
+    return False, f"model is current ({fresh} new reviewed items, {age.days} days old)", version
+
+
+def _drop_config(cfg: Config, name: str, version: str | None) -> Config:
+    drop = dataclasses.replace(cfg.drop, path=storage.join(cfg.drops.root or "", name), name=name)
+    run = dataclasses.replace(cfg.run, model_version=version, run_id=None)
+    return dataclasses.replace(cfg, drop=drop, run=run)
+
+
+def nightly(cfg: Config) -> NightlyResult:
+    from raylabel.label import label
+    from raylabel.train import train
+
+    cfg.require("drops.root")
+    opts = sources.storage_options(cfg)
+    night_id = layout.new_id("n-")
+    pending, done = pending_drops(cfg, opts)
+    outcomes = [DropOutcome(d, "skipped") for d in done]
+    if not pending:
+        version = cfg.run.model_version or layout.latest_model(cfg.output.root, opts)
+        result = NightlyResult(night_id, version, False, "nothing to do", outcomes)
+        return _write_summary(cfg, result, opts)
+    retrain, why, version = retrain_decision(cfg, opts)
+    if retrain:
+        cfg.require("seed.path")
+        version = train(cfg).model_version
+    for name in pending:
+        lease = Lease(cfg.output.root, name, cfg.nightly.lock_ttl_s, opts)
+        if not lease.acquire():
+            outcomes.append(DropOutcome(name, "locked", "another nightly run holds its lease"))
+            continue
+        try:
+            if layout.latest_run(cfg.output.root, name, opts):  # committed while we waited
+                outcomes.append(DropOutcome(name, "skipped"))
+                continue
+            res = label(_drop_config(cfg, name, version))
+            c = res.summary.get("counts", {})
+            outcomes.append(
+                DropOutcome(
+                    name,
+                    "done",
+                    f"{c.get('labeled', 0)} labeled, {c.get('errors', 0)} errors, "
+                    f"{c.get('accepted', 0)} accepted",
+                    res.run_id,
+                )
+            )
+        except Exception as exc:  # one bad drop must not stop the others
+            msg = storage.redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+            outcomes.append(DropOutcome(name, "failed", f"{type(exc).__name__}: {msg}"))
+        finally:
+            lease.release()
+    result = NightlyResult(night_id, version, retrain, why, outcomes)
+    return _write_summary(cfg, result, opts)
+
+
+def _write_summary(cfg: Config, result: NightlyResult, opts: StorageOptions) -> NightlyResult:
+    uri = storage.join(cfg.output.root, "nightly", f"{result.night_id}.json")
+    body: dict[str, Any] = {
+        "night_id": result.night_id,
+        "model_version": result.model_version,
+        "retrained": result.retrained,
+        "retrain_reason": result.retrain_reason,
+        "drops": [dataclasses.asdict(o) for o in result.outcomes],
+        "counts": {s: result.count(s) for s in ("done", "skipped", "locked", "failed")},
+        "finished_at": layout.utc_now().isoformat(),
+    }
+    storage.write_json(uri, body, opts)
+    result.summary_uri = uri
+    return result
