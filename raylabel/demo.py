@@ -18,6 +18,10 @@ import pyarrow.parquet as pq
 
 from raylabel import storage
 from raylabel.config import Config, load_config
+from raylabel.demo_images import ImageDemoSpec
+
+# 250 seed items per class: enough for a small CNN to pass 85% in a CPU-minute or two
+DEMO_SPEC = ImageDemoSpec(n_seed_per_class=250, n_drop=1500)
 
 IMAGE_DEMO_OVERRIDES = [
     "modality=image",
@@ -70,9 +74,11 @@ def grade(cfg: Config, run_dir: str, truth_path: Path) -> dict[str, Any]:
     }
 
 
-def run_demo(out: Path, modality: str, overrides: list[str]) -> list[str]:
+def run_demo(
+    out: Path, modality: str, overrides: list[str], spec: ImageDemoSpec | None = None
+) -> list[str]:
     from raylabel.cluster import connect
-    from raylabel.demo_images import ImageDemoSpec, write_image_demo
+    from raylabel.demo_images import write_image_demo
     from raylabel.label import label
     from raylabel.stages import evaluate_with_truth
     from raylabel.train import train
@@ -81,7 +87,7 @@ def run_demo(out: Path, modality: str, overrides: list[str]) -> list[str]:
     out = out.resolve()
     if modality != "image":
         raise ValueError(f"demo modality {modality!r} is not available")
-    paths = write_image_demo(out / "data", ImageDemoSpec(n_seed_per_class=250, n_drop=1500))
+    paths = write_image_demo(out / "data", spec or DEMO_SPEC)
     base = [
         *IMAGE_DEMO_OVERRIDES,
         f"seed.path={paths.seed_dir}",

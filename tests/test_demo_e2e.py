@@ -1,0 +1,46 @@
+"""The demo path on a reduced drop whose truth is known: accepted labels meet the target
+precision (within a small tolerance) and the review-based interval covers the truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from raylabel.demo import run_demo
+from raylabel.demo_images import ImageDemoSpec
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_grades_itself(ray_cluster: None, tmp_path: Path) -> None:
+    spec = ImageDemoSpec(
+        n_seed_per_class=90,
+        n_drop=500,
+        image_size=40,
+        classes=("circle", "square", "triangle", "cross"),
+        seed=7,
+    )
+    lines = run_demo(
+        tmp_path,
+        "image",
+        [
+            "model.image_size=32",
+            "train.epochs=14",
+            "qc.target_precision=0.9",
+            "qc.min_support=15",
+            "qc.confidence_level=0.99",
+            "review.size=150",
+        ],
+        spec=spec,
+    )
+    text = "\n".join(lines)
+    assert "accuracy of accepted" in text and "review-based estimate" in text
+    grade = json.loads((tmp_path / "demo_grade.json").read_text())
+    assert grade["n_graded"] == 500
+    assert grade["coverage"] > 0.05, grade
+    assert grade["accuracy_accepted"] >= 0.9 - 0.05, grade
+    assert grade["accuracy_accepted"] >= grade["accuracy_all"], grade
+    overall = grade["evaluation"]["overall"]
+    assert overall["lower"] <= grade["accuracy_all"] <= overall["upper"], (overall, grade)
