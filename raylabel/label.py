@@ -17,6 +17,7 @@ from raylabel.config import Config
 from raylabel.inference import InferenceActor, ModelLoader
 from raylabel.preprocess import FetchDecode
 from raylabel.run_sink import RunSink, merge_stats
+from raylabel.schema import label_schema
 
 
 @dataclass
@@ -120,6 +121,7 @@ def label(cfg: Config) -> LabelResult:
         classes=card.classes,
         bin_edges=list(cfg.review.bin_edges),
         rows_per_file=cfg.output.rows_per_file,
+        schema=label_schema(card.modality),
     )
     t_pipeline = time.time()
     _build_pipeline(cfg, plan, opts, run, version, pool).write_datasink(sink)
@@ -171,7 +173,15 @@ def _build_pipeline(
     from ray.data import ActorPoolStrategy
 
     ds = sources.drop_dataset(plan, opts)
-    decode = FetchDecode(opts, _image_size(cfg, run, opts, version), cfg.infer.max_pixels)
+    model_dir = layout.model_uri(cfg.output.root, version)
+    if cfg.modality == "text":
+        from raylabel.text import TokenizeText
+
+        decode: Any = TokenizeText(model_dir, opts, _card_int(cfg, opts, version, "max_length"))
+    else:
+        decode = FetchDecode(
+            opts, _card_int(cfg, opts, version, "image_size"), cfg.infer.max_pixels
+        )
     ds = ds.map_batches(
         decode,
         batch_format="pyarrow",
@@ -201,8 +211,8 @@ def _build_pipeline(
     )
 
 
-def _image_size(
-    cfg: Config, run: layout.RunLayout, opts: storage.StorageOptions, version: str
-) -> int:
+def _card_int(cfg: Config, opts: storage.StorageOptions, version: str, key: str) -> int:
+    """Preprocessing must match training: take it from the model card, not the config."""
     card = layout.read_card_uri(layout.model_uri(cfg.output.root, version), opts)
-    return int(card.preprocessing.get("image_size", cfg.model.image_size))
+    fallback = cfg.model.image_size if key == "image_size" else cfg.model.max_length
+    return int(card.preprocessing.get(key, fallback))

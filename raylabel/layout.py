@@ -6,6 +6,7 @@ so a crash at any point leaves nothing a reader would take for a result.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import shutil
@@ -105,34 +106,49 @@ def publish_model(local_dir: Path, root: str, version: str, opts: StorageOptions
     return dest
 
 
+def sync_dir(
+    uri: str, opts: StorageOptions, cache_dir: Path | None = None, marker: str | None = None
+) -> Path:
+    """A local copy of a directory (models, tokenizers), downloaded once per node.
+
+    Local paths are used in place. Remote ones land in a cache keyed by the URI; the copy
+    is renamed into place only when complete, so concurrent actors never see half a model.
+    """
+    if not storage.is_remote(uri):
+        local = Path(storage.resolve(uri, opts)[1])
+        if not local.is_dir():
+            raise storage.InputNotFound(f"directory not found: {uri}")
+        return local
+    import hashlib
+
+    base = cache_dir or Path(tempfile.gettempdir()) / "raylabel-cache"
+    dest = base / hashlib.sha256(uri.encode()).hexdigest()[:20]
+    if dest.is_dir():
+        return dest
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=base))
+    try:
+        storage.download_dir(uri, tmp, opts)
+        if marker and not (tmp / marker).is_file():
+            raise storage.InputNotFound(f"not found: {storage.join(uri, marker)}")
+        # another process on this node may have finished first; then use its copy
+        with contextlib.suppress(OSError):
+            tmp.rename(dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
 def fetch_model(
     root: str, version: str, opts: StorageOptions, cache_dir: Path | None = None
 ) -> Path:
     """A local copy of a model directory (the actor loads from local disk)."""
     src = model_uri(root, version)
-    if not storage.is_remote(src):
-        local = Path(storage.resolve(src, opts)[1])
-        if not local.is_dir():
-            raise storage.InputNotFound(f"model not found: {src}")
-        return local
-    base = cache_dir or Path(tempfile.gettempdir()) / "raylabel-models"
-    dest = base / version
-    if (dest / "model_card.json").is_file():
-        return dest
-    tmp = Path(tempfile.mkdtemp(dir=base.as_posix() if base.exists() else None))
     try:
-        storage.download_dir(src, tmp, opts)
-        if not (tmp / "model_card.json").is_file():
-            raise storage.InputNotFound(f"model not found: {src}")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            tmp.rename(dest)
-        except OSError:  # another actor on this node won the race; use its copy
-            shutil.rmtree(tmp, ignore_errors=True)
-    finally:
-        if tmp.exists() and tmp != dest:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return dest
+        return sync_dir(src, opts, cache_dir, marker="model_card.json")
+    except storage.InputNotFound:
+        raise storage.InputNotFound(f"model not found: {src}") from None
 
 
 def dumps(obj: object) -> str:

@@ -188,13 +188,15 @@ def load_model_dir(model_dir: Path) -> tuple[nn.Module, ModelCard]:
             f"({', '.join(unsafe)}); only safetensors weights are accepted"
         )
     card = read_card(model_dir)
+    if card.modality == "text":
+        return _load_text_model(model_dir, card), card
     weights = model_dir / WEIGHTS_FILE
     if not weights.is_file():
         raise ModelLoadError(f"{model_dir}: no {WEIGHTS_FILE}")
     if card.weights_sha256 and sha256_file(weights) != card.weights_sha256:
         raise ModelLoadError(f"{weights}: sha256 does not match the model card")
     if card.modality != "image":
-        raise ModelLoadError(f"{model_dir}: modality {card.modality!r} is not supported here")
+        raise ModelLoadError(f"{model_dir}: modality {card.modality!r} is not supported")
     model = build_image_model(card.arch, len(card.classes))
     try:
         state = load_file(str(weights))
@@ -213,18 +215,84 @@ def load_model_dir(model_dir: Path) -> tuple[nn.Module, ModelCard]:
     return model, card
 
 
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer.model", "vocab.json")
+
+
+def _load_text_model(model_dir: Path, card: ModelCard) -> nn.Module:
+    """A transformers classifier saved with save_pretrained; safetensors only, and its
+    label map must be the card's classes in the same order."""
+    weights = model_dir / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ModelLoadError(f"{model_dir}: no {WEIGHTS_FILE}")
+    if card.weights_sha256 and sha256_file(weights) != card.weights_sha256:
+        raise ModelLoadError(f"{weights}: sha256 does not match the model card")
+    if not any((model_dir / f).is_file() for f in TOKENIZER_FILES):
+        raise ModelLoadError(
+            f"{model_dir}: no tokenizer ({' / '.join(TOKENIZER_FILES)}); a text model "
+            "directory must carry the tokenizer it was trained with"
+        )
+    from transformers import AutoModelForSequenceClassification
+
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(model_dir), local_files_only=True, use_safetensors=True
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{model_dir}: cannot load the model ({_first(exc)})") from None
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if labels != list(card.classes):
+        raise ModelLoadError(
+            f"{model_dir}: weights do not match the model card (model labels {labels}, "
+            f"card classes {card.classes})"
+        )
+    model.eval()
+    return model
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
 class Predictor:
     """A loaded model plus its card: logits and embeddings for uint8 image batches."""
 
-    def __init__(self, model: nn.Module, card: ModelCard, device: str = "cpu") -> None:
+    def __init__(
+        self, model: nn.Module, card: ModelCard, device: str = "cpu", pad_id: int = 0
+    ) -> None:
         self.model = model.to(device)
         self.card = card
         self.device = device
+        self.pad_id = pad_id
+
+    def logits_for(self, batch: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+        """Logits for the selected rows of a preprocessed batch, whatever the modality."""
+        if self.card.modality == "text":
+            return self.text_logits(list(batch["input_ids"][rows]))
+        return self.logits(batch["pixels"][rows])
+
+    @torch.inference_mode()
+    def text_logits(self, ids: list[np.ndarray]) -> np.ndarray:
+        from raylabel.text import pad
+
+        input_ids, mask = pad(ids, self.pad_id)
+        use_amp = self.device.startswith("cuda")
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
+            out = self.model(
+                input_ids=torch.from_numpy(input_ids).to(self.device),
+                attention_mask=torch.from_numpy(mask).to(self.device),
+            ).logits
+        return out.float().cpu().numpy()
 
     @classmethod
     def from_dir(cls, model_dir: Path, device: str = "cpu") -> Predictor:
         model, card = load_model_dir(model_dir)
-        return cls(model, card, device)
+        pad_id = 0
+        if card.modality == "text":
+            from raylabel.text import load_tokenizer
+
+            pad_id = int(load_tokenizer(str(model_dir)).pad_token_id or 0)
+        return cls(model, card, device, pad_id)
 
     @torch.inference_mode()
     def logits(self, pixels: np.ndarray) -> np.ndarray:

@@ -131,18 +131,22 @@ class FetchDecode:
         return out.append_column(ERROR_STAGE, pa.array(stages, pa.string()))
 
     def _fetch(self, uri: str, cache: dict[str, Any]) -> bytes:
-        scheme = uri.split("://", 1)[0] if "://" in uri else "file"
-        if scheme not in cache:
-            cache[scheme] = resolve(uri, self.storage)[0]
-        fs = cache[scheme]
-        path = _fs_path(uri)
-        try:
-            with fs.open_input_stream(path) as f:
-                return f.read()
-        except FileNotFoundError:
-            raise ItemError(f"object not found: {uri}") from None
-        except OSError as exc:
-            raise ItemError(f"unreadable object: {_one_line(exc)}") from None
+        return fetch_bytes(uri, self.storage, cache)
+
+
+def fetch_bytes(uri: str, storage: StorageOptions, cache: dict[str, Any]) -> bytes:
+    """Read one object; the filesystem is resolved once per scheme and batch (`cache`)."""
+    scheme = uri.split("://", 1)[0] if "://" in uri else "file"
+    if scheme not in cache:
+        cache[scheme] = resolve(uri, storage)[0]
+    fs = cache[scheme]
+    try:
+        with fs.open_input_stream(_fs_path(uri)) as f:
+            return f.read()
+    except FileNotFoundError:
+        raise ItemError(f"object not found: {uri}") from None
+    except OSError as exc:
+        raise ItemError(f"unreadable object: {_one_line(exc)}") from None
 
 
 def _fs_path(uri: str) -> str:

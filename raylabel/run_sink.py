@@ -35,7 +35,9 @@ class RunSink(Datasink):
         classes: list[str],
         bin_edges: list[float],
         rows_per_file: int,
+        schema: pa.Schema = LABEL_SCHEMA,
     ) -> None:
+        self.schema = schema
         self.run = run
         self.opts = opts
         self.classes = list(classes)
@@ -57,7 +59,7 @@ class RunSink(Datasink):
             return empty_stats(self.classes)
         table = pa.concat_tables(tables)
         is_err = pc.is_valid(table.column("error"))
-        labels = table.filter(pc.invert(is_err)).select(LABEL_SCHEMA.names).cast(LABEL_SCHEMA)
+        labels = table.filter(pc.invert(is_err)).select(self.schema.names).cast(self.schema)
         errs = table.filter(is_err)
         errors = pa.table(
             {

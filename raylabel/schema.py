@@ -33,3 +33,10 @@ ERROR_SCHEMA = pa.schema(
         ("error", pa.string()),
     ]
 )
+
+# text runs add one column: whether the item was cut to model.max_length tokens
+TEXT_LABEL_SCHEMA = LABEL_SCHEMA.append(pa.field("truncated", pa.bool_()))
+
+
+def label_schema(modality: str) -> pa.Schema:
+    return TEXT_LABEL_SCHEMA if modality == "text" else LABEL_SCHEMA

@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from raylabel import storage
-from raylabel.config import Config, ConfigError
+from raylabel.config import Config, ConfigError, default_extensions
 from raylabel.storage import StorageOptions
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ class SourcePlan:
     parquet_files: list[str] | None = None
     payload_column: str = "bytes"
     duplicates: int = 0
+    inline_column: str = "bytes"  # what the payload is called in the dataset ("text" for text)
 
     def classes(self) -> list[str]:
         if self.listing is None or "label" not in self.listing.column_names:
@@ -75,31 +76,34 @@ def drop_name(cfg: Config) -> str:
 def plan_seed(cfg: Config) -> SourcePlan:
     cfg.require("seed.path")
     s = cfg.seed
-    plan = _plan(
+    text = cfg.modality == "text"
+    return _plan(
         "seed.path",
         s.path or "",
         s.format,
-        s.extensions,
+        s.extensions or default_extensions(cfg.modality),
         storage_options(cfg),
         labeled=True,
         label_column=s.label_column,
-        payload_column=s.payload_column,
+        payload_column=s.text_column if text else s.payload_column,
+        text_column=s.text_column if text else None,
     )
-    return plan
 
 
 def plan_drop(cfg: Config) -> SourcePlan:
     cfg.require("drop.path")
     d = cfg.drop
+    text = cfg.modality == "text"
     return _plan(
         "drop.path",
         d.path or "",
         d.format,
-        d.extensions,
+        d.extensions or default_extensions(cfg.modality),
         storage_options(cfg),
         labeled=False,
         label_column="label",
-        payload_column=d.payload_column,
+        payload_column=d.text_column if text else d.payload_column,
+        text_column=d.text_column if text else None,
     )
 
 
@@ -112,6 +116,7 @@ def _plan(
     labeled: bool,
     label_column: str,
     payload_column: str,
+    text_column: str | None = None,
 ) -> SourcePlan:
     storage.check_input(uri, opts, key)
     is_dir = storage.is_dir(uri, opts)
@@ -120,10 +125,14 @@ def _plan(
     if fmt == "folder":
         if not is_dir:
             raise InputError(f"{key}: {uri} is not a folder/prefix")
-        return _plan_folder(key, uri, extensions, opts, labeled)
-    if fmt == "manifest":
-        return _plan_manifest(key, uri, opts, labeled, label_column)
-    return _plan_parquet(key, uri, opts, labeled, label_column, payload_column, is_dir)
+        plan = _plan_folder(key, uri, extensions, opts, labeled)
+    elif fmt == "manifest":
+        plan = _plan_manifest(key, uri, opts, labeled, label_column, text_column)
+    else:
+        plan = _plan_parquet(key, uri, opts, labeled, label_column, payload_column, is_dir)
+    if text_column is not None:
+        plan.inline_column = "text"
+    return plan
 
 
 def _detect(uri: str, is_dir: bool, opts: StorageOptions) -> str:
@@ -190,11 +199,19 @@ def _read_manifest(uri: str, opts: StorageOptions) -> pa.Table:
 
 
 def _plan_manifest(
-    key: str, uri: str, opts: StorageOptions, labeled: bool, label_column: str
+    key: str,
+    uri: str,
+    opts: StorageOptions,
+    labeled: bool,
+    label_column: str,
+    text_column: str | None = None,
 ) -> SourcePlan:
     table = _read_manifest(uri, opts)
+    if text_column is not None and text_column in table.column_names:
+        return _plan_inline_text(key, uri, table, labeled, label_column, text_column)
     if "uri" not in table.column_names:
-        raise InputError(f"{key}: manifest {uri} has no 'uri' column")
+        expected = f"'uri' or '{text_column}'" if text_column else "'uri'"
+        raise InputError(f"{key}: manifest {uri} has no {expected} column")
     if labeled and label_column not in table.column_names:
         raise InputError(f"{key}: manifest {uri} has no '{label_column}' column")
     # Plain local paths are made absolute: workers need not share the driver's directory.
@@ -219,6 +236,35 @@ def _plan_manifest(
         fingerprint=fp,
         listing=listing,
         duplicates=dups,
+    )
+
+
+def _plan_inline_text(
+    key: str, uri: str, table: pa.Table, labeled: bool, label_column: str, text_column: str
+) -> SourcePlan:
+    """JSONL/CSV/Parquet rows that carry their text: the listing holds the payload."""
+    if labeled and label_column not in table.column_names:
+        raise InputError(f"{key}: manifest {uri} has no '{label_column}' column")
+    n = table.num_rows
+    ids = (
+        [str(i) for i in table.column("item_id").to_pylist()]
+        if "item_id" in table.column_names
+        else [f"row-{i:08d}" for i in range(n)]
+    )
+    uris = (
+        [str(u) for u in table.column("uri").to_pylist()]
+        if "uri" in table.column_names
+        else [f"{uri}#{i}" for i in ids]
+    )
+    texts = table.column(text_column).to_pylist()
+    columns: dict[str, list] = {"item_id": ids, "uri": uris, "text": texts}
+    if labeled:
+        columns["label"] = [str(v) for v in table.column(label_column).to_pylist()]
+    listing, dups = _dedupe(pa.table(columns))
+    digests = [hashlib.sha1(str(t).encode()).hexdigest() for t in texts]
+    fp = _fingerprint(zip(ids, digests, columns.get("label", [""] * n), strict=True))
+    return SourcePlan(
+        uri=uri, kind="manifest", num_items=n, fingerprint=fp, listing=listing, duplicates=dups
     )
 
 
@@ -326,8 +372,8 @@ def drop_dataset(plan: SourcePlan, opts: StorageOptions) -> ray.data.Dataset:
         ds = ray.data.read_parquet(paths, filesystem=fs).select_columns(
             ["item_id", plan.payload_column]
         )
-        if plan.payload_column != "bytes":
-            ds = ds.rename_columns({plan.payload_column: "bytes"})
+        if plan.payload_column != plan.inline_column:
+            ds = ds.rename_columns({plan.payload_column: plan.inline_column})
         uri_prefix = plan.uri.rstrip("/")
         return ds.map_batches(
             _add_uri, fn_kwargs={"prefix": uri_prefix}, batch_format="pyarrow", zero_copy_batch=True

@@ -102,18 +102,34 @@ def train(cfg: Config) -> TrainResult:
         card = _make_card(cfg, classes, plan, ckpt_dir, history, version, n_train, n_val)
         card.training["n_feedback"] = n_feedback
         out_dir = Path(tmp) / "model"
-        model = build_image_model(cfg.model.arch, len(classes), cfg.model.dropout)
-        from safetensors.torch import load_file
+        if cfg.modality == "text":
+            _save_text_model(ckpt_dir / "hf", card, out_dir)
+        else:
+            model = build_image_model(cfg.model.arch, len(classes), cfg.model.dropout)
+            from safetensors.torch import load_file
 
-        model.load_state_dict(load_file(str(ckpt_dir / "model.safetensors")), strict=True)
-        save_model_dir(model, card, out_dir)
+            model.load_state_dict(load_file(str(ckpt_dir / "model.safetensors")), strict=True)
+            save_model_dir(model, card, out_dir)
         uri = layout.publish_model(out_dir, cfg.output.root, version, opts)
     return TrainResult(version, uri, card, history, time.time() - started)
+
+
+def _save_text_model(hf_dir: Path, card: ModelCard, out_dir: Path) -> None:
+    """save_pretrained output (safetensors weights + tokenizer) plus our card."""
+    import shutil
+
+    from raylabel.models import CARD_FILE, WEIGHTS_FILE, sha256_file
+
+    shutil.copytree(hf_dir, out_dir)
+    card.weights_sha256 = sha256_file(out_dir / WEIGHTS_FILE)
+    (out_dir / CARD_FILE).write_text(json.dumps(card.to_json(), indent=2))
 
 
 def _add_feedback(cfg: Config, plan: sources.SourcePlan, opts: storage.StorageOptions) -> int:
     """Reviewed items from earlier runs join the seed set (the review loop closes here)."""
     if not cfg.train.use_feedback or plan.kind == "parquet" or plan.listing is None:
+        return 0
+    if "text" in plan.listing.column_names:  # inline-text seeds: feedback uris are not fetchable
         return 0
     fb = sources.feedback_listing(cfg.output.root, opts)
     if fb is None or not fb.num_rows:
@@ -139,7 +155,8 @@ def _seed_datasets(
     index = {c: i for i, c in enumerate(classes)}
     label_index = pa.array([index[v] for v in labels], pa.int32())
     rng = np.random.default_rng(cfg.train.seed)
-    decode = FetchDecode(opts, cfg.model.image_size, max_pixels=cfg.infer.max_pixels)
+    decode = preprocessor(cfg, opts, cfg.model.pretrained or "")
+    feature = "input_ids" if cfg.modality == "text" else "pixels"
 
     def build(mask: np.ndarray) -> Any:
         rows = np.flatnonzero(mask)
@@ -158,22 +175,43 @@ def _seed_datasets(
                     "index": index,
                     "payload": plan.payload_column,
                     "label_column": cfg.seed.label_column,
+                    "inline": plan.inline_column,
                 },
                 batch_format="pyarrow",
             )
         else:
-            table = listing.select(["item_id", "uri"]).append_column("label_index", label_index)
+            keep_cols = ["item_id", "uri"] + (["text"] if "text" in listing.column_names else [])
+            table = listing.select(keep_cols).append_column("label_index", label_index)
             ds = sources.listing_dataset(table.take(pa.array(rows)), SEED_BLOCK_ROWS)
         ds = ds.map_batches(decode, batch_format="pyarrow", batch_size=128, num_cpus=DECODE_CPUS)
-        ds = ds.map_batches(_keep_decoded, batch_format="pyarrow", num_cpus=DECODE_CPUS)
+        ds = ds.map_batches(
+            _keep_decoded,
+            fn_kwargs={"feature": feature},
+            batch_format="pyarrow",
+            num_cpus=DECODE_CPUS,
+        )
         # decode once, not every epoch: seed sets are small next to drops
         return ds.materialize() if cfg.train.cache_decoded else ds
 
     return build(~is_val), build(is_val), int((~is_val).sum()), int(is_val.sum())
 
 
+def preprocessor(cfg: Config, opts: storage.StorageOptions, model_uri: str) -> Any:
+    """The modality's CPU preprocessing callable (decode+resize, or tokenize)."""
+    if cfg.modality == "text":
+        from raylabel.text import TokenizeText
+
+        return TokenizeText(model_uri, opts, cfg.model.max_length)
+    return FetchDecode(opts, cfg.model.image_size, max_pixels=cfg.infer.max_pixels)
+
+
 def _select_parquet_rows(
-    batch: pa.Table, keep: set[str], index: dict[str, int], payload: str, label_column: str
+    batch: pa.Table,
+    keep: set[str],
+    index: dict[str, int],
+    payload: str,
+    label_column: str,
+    inline: str = "bytes",
 ) -> pa.Table:
     ids = batch.column("item_id").cast(pa.string()).to_pylist()
     mask = pa.array([i in keep for i in ids])
@@ -182,7 +220,7 @@ def _select_parquet_rows(
         {
             "item_id": t.column("item_id").cast(pa.string()),
             "uri": t.column("item_id").cast(pa.string()),
-            "bytes": t.column(payload),
+            inline: t.column(payload),
             "label_index": pa.array(
                 [index[str(v)] for v in t.column(label_column).to_pylist()], pa.int32()
             ),
@@ -190,11 +228,11 @@ def _select_parquet_rows(
     )
 
 
-def _keep_decoded(batch: pa.Table) -> pa.Table:
+def _keep_decoded(batch: pa.Table, feature: str = "pixels") -> pa.Table:
     import pyarrow.compute as pc
 
     ok = batch.filter(pc.is_null(batch.column("error")))
-    return ok.select(["pixels", "label_index"])
+    return ok.select([feature, "label_index"])
 
 
 def _fit(
@@ -229,7 +267,12 @@ def _fit(
         "augment": t.augment,
         "warmup_fraction": t.warmup_fraction,
         "threads": max(1, round(cpus)),
-        "pretrained": _pretrained_local(cfg, tmp),
+        "modality": cfg.modality,
+        "classes": classes,
+        "freeze_encoder": cfg.model.freeze_encoder,
+        "pretrained": _pretrained_local(cfg, tmp) if cfg.modality == "image" else None,
+        "pretrained_uri": cfg.model.pretrained if cfg.modality == "text" else None,
+        "storage": sources.storage_options(cfg),
         "n_train": n_train,
         "n_val": n_val,
     }
@@ -277,6 +320,24 @@ def _pretrained_local(cfg: Config, tmp: Path) -> str | None:
     return str(dest)
 
 
+def _preprocessing(cfg: Config) -> dict[str, Any]:
+    if cfg.modality == "text":
+        return {
+            "max_length": cfg.model.max_length,
+            "tokenizer": "saved with the model (save_pretrained)",
+            "padding": "dynamic, per batch",
+            "truncation": "longest items cut to max_length tokens (rows say truncated=true)",
+            "base_model": cfg.model.pretrained,
+        }
+    return {
+        "image_size": cfg.model.image_size,
+        "mode": "RGB",
+        "resize": "bilinear",
+        "input": "uint8 NCHW",
+        "normalize": "imagenet mean/std inside the model",
+    }
+
+
 def _make_card(
     cfg: Config,
     classes: list[str],
@@ -317,13 +378,7 @@ def _make_card(
         arch=cfg.model.arch,
         modality=cfg.modality,
         classes=classes,
-        preprocessing={
-            "image_size": cfg.model.image_size,
-            "mode": "RGB",
-            "resize": "bilinear",
-            "input": "uint8 NCHW",
-            "normalize": "imagenet mean/std inside the model",
-        },
+        preprocessing=_preprocessing(cfg),
         temperature=float(temperature),
         thresholds={c: float(v) for c, v in thr.thresholds.items()},
         threshold_source=dict(thr.source),

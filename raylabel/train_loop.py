@@ -45,13 +45,80 @@ def _all_sum(values: list[float]) -> list[float]:
     return t.tolist()
 
 
+class ImageTask:
+    """Image batches: uint8 pixels, augmented on the fly."""
+
+    def __init__(self, config: dict[str, Any], rank: int) -> None:
+        from safetensors.torch import load_file
+
+        from raylabel.models import build_image_model, load_pretrained_backbone
+
+        self.augment = config["augment"]
+        self.gen = torch.Generator().manual_seed(int(config["seed"]) * 1000 + rank)
+        self.model = build_image_model(config["arch"], config["num_classes"], config["dropout"])
+        if config.get("pretrained"):
+            skipped = load_pretrained_backbone(self.model, load_file(config["pretrained"]))
+            if rank == 0:
+                print(f"[raylabel] pretrained weights loaded; re-initialised: {skipped}")
+
+    def batches(self, shard: Any, bs: int, shuffle_seed: int | None) -> Any:
+        kwargs = {}
+        if shuffle_seed is not None:
+            kwargs = {"local_shuffle_buffer_size": 4 * bs, "local_shuffle_seed": shuffle_seed}
+        for batch in shard.iter_torch_batches(batch_size=bs, **kwargs):
+            yield {"x": batch["pixels"]}, batch["label_index"].long()
+
+    def forward(self, model: nn.Module, inputs: dict[str, torch.Tensor], train: bool) -> Any:
+        x = inputs["x"]
+        if train:
+            x = _augment(x, self.augment, self.gen)
+        return model(x)
+
+    def save(self, model: nn.Module, out: Path) -> None:
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(out / "model.safetensors"))
+
+
+class TextTask:
+    """Token-id batches padded per batch; a transformers sequence classifier."""
+
+    def __init__(self, config: dict[str, Any], rank: int) -> None:
+        from raylabel.layout import sync_dir
+        from raylabel.text import build_text_model, freeze_encoder, load_tokenizer
+
+        local = sync_dir(config["pretrained_uri"], config["storage"])
+        self.tokenizer = load_tokenizer(str(local))
+        self.pad_id = int(self.tokenizer.pad_token_id or 0)
+        self.model = build_text_model(str(local), list(config["classes"]), config["dropout"])
+        if config.get("freeze_encoder"):
+            freeze_encoder(self.model)
+
+    def batches(self, shard: Any, bs: int, shuffle_seed: int | None) -> Any:
+        from raylabel.text import pad
+
+        kwargs: dict[str, Any] = {}
+        if shuffle_seed is not None:
+            kwargs = {"local_shuffle_buffer_size": 4 * bs, "local_shuffle_seed": shuffle_seed}
+        for batch in shard.iter_batches(batch_size=bs, batch_format="numpy", **kwargs):
+            ids, mask = pad(list(batch["input_ids"]), self.pad_id)
+            y = torch.from_numpy(np.asarray(batch["label_index"], dtype=np.int64))
+            yield {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}, y
+
+    def forward(self, model: nn.Module, inputs: dict[str, torch.Tensor], train: bool) -> Any:
+        return model(**inputs).logits
+
+    def save(self, model: nn.Module, out: Path) -> None:
+        model.save_pretrained(str(out / "hf"), safe_serialization=True)
+        self.tokenizer.save_pretrained(str(out / "hf"))
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
     from ray.data import DataContext
-    from safetensors.torch import load_file, save_file
-
-    from raylabel.models import build_image_model, load_pretrained_backbone
+    from safetensors.torch import save_file
 
     # one bar per epoch per worker would drown the driver's log; the driver reports epochs
     DataContext.get_current().enable_progress_bars = False
@@ -59,18 +126,17 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     rank = ctx.get_world_rank()
     torch.set_num_threads(int(config["threads"]))
     torch.manual_seed(int(config["seed"]))
-    gen = torch.Generator().manual_seed(int(config["seed"]) * 1000 + rank)
-
-    model = build_image_model(config["arch"], config["num_classes"], config["dropout"])
-    if config.get("pretrained"):
-        skipped = load_pretrained_backbone(model, load_file(config["pretrained"]))
-        if rank == 0:
-            print(f"[raylabel] pretrained weights loaded; re-initialised: {skipped}")
+    task: ImageTask | TextTask = (
+        TextTask(config, rank) if config.get("modality") == "text" else ImageTask(config, rank)
+    )
+    model = task.model
     model = ray.train.torch.prepare_model(model)
     device = ray.train.torch.get_device()
     epochs = int(config["epochs"])
     opt = torch.optim.AdamW(
-        model.parameters(), lr=float(config["lr"]), weight_decay=float(config["weight_decay"])
+        [p for p in model.parameters() if p.requires_grad],
+        lr=float(config["lr"]),
+        weight_decay=float(config["weight_decay"]),
     )
     world = max(1, ctx.get_world_size())
     steps_per_epoch = max(1, math.ceil(int(config["n_train"]) / world / int(config["batch_size"])))
@@ -88,14 +154,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     for epoch in range(epochs):
         model.train()
         tot_loss, tot_ok, tot_n = 0.0, 0.0, 0.0
-        for batch in train_shard.iter_torch_batches(
-            batch_size=bs, local_shuffle_buffer_size=4 * bs, local_shuffle_seed=epoch + rank
-        ):
-            x = batch["pixels"].to(device)
-            y = batch["label_index"].long().to(device)
-            x = _augment(x, config["augment"], gen)
+        for inputs, y in task.batches(train_shard, bs, shuffle_seed=epoch + rank):
+            inputs = {k: v.to(device) for k, v in inputs.items()}
+            y = y.to(device)
             opt.zero_grad(set_to_none=True)
-            logits = model(x)
+            logits = task.forward(model, inputs, train=True)
             loss = loss_fn(logits, y)
             loss.backward()
             opt.step()
@@ -114,7 +177,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         checkpoint = None
         if rank == 0:
             inner = model.module if hasattr(model, "module") else model
-            logits_v, labels_v = _evaluate(inner, val_shard, bs, device)
+            logits_v, labels_v = _evaluate(task, inner, val_shard, bs, device)
             if len(labels_v):
                 lv = torch.from_numpy(logits_v)
                 yv = torch.from_numpy(labels_v).long()
@@ -133,8 +196,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             history.append(metrics)
             if last:
                 tmp = Path(tempfile.mkdtemp(prefix="raylabel-ckpt-"))
-                state = {k: v.detach().cpu().contiguous() for k, v in inner.state_dict().items()}
-                save_file(state, str(tmp / "model.safetensors"))
+                task.save(inner, tmp)
                 save_file(
                     {
                         "logits": torch.from_numpy(np.ascontiguousarray(logits_v)),
@@ -149,14 +211,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
 @torch.inference_mode()
 def _evaluate(
-    model: nn.Module, shard: Any, batch_size: int, device: torch.device
+    task: ImageTask | TextTask, model: nn.Module, shard: Any, batch_size: int, device: torch.device
 ) -> tuple[np.ndarray, np.ndarray]:
     model.eval()
     outs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
-    for batch in shard.iter_torch_batches(batch_size=batch_size):
-        outs.append(model(batch["pixels"].to(device)).float().cpu().numpy())
-        ys.append(batch["label_index"].cpu().numpy())
+    for inputs, y in task.batches(shard, batch_size, shuffle_seed=None):
+        inputs = {k: v.to(device) for k, v in inputs.items()}
+        outs.append(task.forward(model, inputs, train=False).float().cpu().numpy())
+        ys.append(y.cpu().numpy())
     if not outs:
         return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
     return np.concatenate(outs), np.concatenate(ys).astype(np.int64)
