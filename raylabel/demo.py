@@ -19,9 +19,12 @@ import pyarrow.parquet as pq
 from raylabel import storage
 from raylabel.config import Config, load_config
 from raylabel.demo_images import ImageDemoSpec
+from raylabel.demo_texts import TextDemoSpec
 
 # 250 seed items per class: enough for a small CNN to pass 85% in a CPU-minute or two
 DEMO_SPEC = ImageDemoSpec(n_seed_per_class=250, n_drop=1500)
+# 120 tickets per topic: ~36 validation items per class to back the thresholds
+TEXT_DEMO_SPEC = TextDemoSpec(n_seed_per_class=120, n_drop=1200)
 
 IMAGE_DEMO_OVERRIDES = [
     "modality=image",
@@ -108,7 +111,10 @@ def grade(cfg: Config, run_dir: str, truth_path: Path) -> dict[str, Any]:
 
 
 def run_demo(
-    out: Path, modality: str, overrides: list[str], spec: ImageDemoSpec | None = None
+    out: Path,
+    modality: str,
+    overrides: list[str],
+    spec: ImageDemoSpec | TextDemoSpec | None = None,
 ) -> list[str]:
     from raylabel.cluster import connect
     from raylabel.demo_images import write_image_demo
@@ -121,7 +127,9 @@ def run_demo(
     if modality == "text":
         from raylabel.demo_texts import write_text_demo
 
-        tpaths = write_text_demo(out / "data")
+        tpaths = write_text_demo(
+            out / "data", spec if isinstance(spec, TextDemoSpec) else TEXT_DEMO_SPEC
+        )
         pretrained = (
             []
             if any(o.startswith("model.pretrained=") for o in overrides)
@@ -136,7 +144,9 @@ def run_demo(
         ]
         truth_path = tpaths.truth_path
     else:
-        paths = write_image_demo(out / "data", spec or DEMO_SPEC)
+        paths = write_image_demo(
+            out / "data", spec if isinstance(spec, ImageDemoSpec) else DEMO_SPEC
+        )
         base = [
             *IMAGE_DEMO_OVERRIDES,
             f"seed.path={paths.seed_dir}",

