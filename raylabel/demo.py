@@ -181,6 +181,9 @@ def run_demo(
     if ev:
         for name, key in (("all labels", "overall"), ("accepted labels", "accepted")):
             e = ev["estimates"][key]
+            if not e or e.get("point") is None:
+                lines.append(f"  review-based estimate, {name}: no reviewed items in that group")
+                continue
             true = g["accuracy_all"] if key == "overall" else g["accuracy_accepted"]
             covered = "covers" if e["lower"] <= true <= e["upper"] else "MISSES"
             lines.append(

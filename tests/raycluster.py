@@ -104,15 +104,19 @@ def submit(head: RayHead, working_dir: Path, args: list[str], timeout: float = 6
         *args,
     ]
     start = time.time()
-    proc = subprocess.run(
-        cmd,
-        env=head.client_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=working_dir,
-    )
-    out = proc.stdout + proc.stderr
+    for _ in range(30):  # right after `ray start` the job agent may not be up yet
+        proc = subprocess.run(
+            cmd,
+            env=head.client_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=working_dir,
+        )
+        out = proc.stdout + proc.stderr
+        if "No available agent to submit job" not in out:
+            break
+        time.sleep(2)
     if proc.returncode != 0 or "succeeded" not in out:
         raise AssertionError(
             f"job failed (rc={proc.returncode}, {time.time() - start:.0f}s):\n{out[-4000:]}"

@@ -238,9 +238,9 @@ def test_pickle_renamed_to_safetensors_is_not_unpickled(model_copy: Path, tmp_pa
     assert not marker.exists()
 
 
-def test_text_model_card_is_refused(model_copy: Path) -> None:
+def test_image_weights_under_a_text_card_are_refused(model_copy: Path) -> None:
     _edit_card(model_copy, modality="text")
-    _one_line_error(model_copy, match="modality")
+    _one_line_error(model_copy, match="no tokenizer")
 
 
 # ------------------------------------------------------------------------------------------

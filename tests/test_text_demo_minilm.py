@@ -23,7 +23,7 @@ pytestmark = [
 
 def test_text_demo_with_minilm(ray_cluster: None, tmp_path: Path) -> None:
     spec = TextDemoSpec(n_seed_per_class=40, n_drop=300, seed=3)
-    lines = run_demo(tmp_path, "text", ["train.epochs=4", "qc.min_support=10"], spec=spec)
+    lines = run_demo(tmp_path, "text", ["train.epochs=4", "qc.min_support=1000"], spec=spec)
     assert any("accuracy of accepted" in ln for ln in lines)
     grade = json.loads((tmp_path / "demo_grade.json").read_text())
     assert grade["n_graded"] == 300
