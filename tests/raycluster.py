@@ -54,6 +54,15 @@ def start_head(ray_bin: str, env: dict[str, str], num_cpus: int = 2) -> RayHead:
         f"--num-cpus={num_cpus}",
         f"--temp-dir={temp}",
         "--disable-usage-stats",
+        # every port explicit: the test session's own Ray (ray.init) already holds the
+        # defaults, and a job agent that cannot bind its port never accepts submissions
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--dashboard-agent-grpc-port={free_port()}",
+        f"--runtime-env-agent-port={free_port()}",
+        f"--metrics-export-port={free_port()}",
+        f"--ray-client-server-port={free_port()}",
+        f"--node-manager-port={free_port()}",
+        f"--object-manager-port={free_port()}",
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     head = RayHead(temp, gcs, f"http://127.0.0.1:{dash}", ray_bin)
