@@ -47,3 +47,16 @@ def quiet_data_context(show_progress: bool = True) -> None:
     ctx.enable_progress_bars = show_progress
     ctx.print_on_execution_start = False
     ctx.enable_operator_progress_bars = False
+
+
+def limit_object_store(megabytes: int) -> None:
+    """Cap the object store Ray Data may fill, so memory stays flat however large the drop
+    (without it, reads run ahead of a slow inference stage until the budget is full)."""
+    if megabytes <= 0:
+        return
+    from ray.data import DataContext, ExecutionResources
+
+    ctx = DataContext.get_current()
+    ctx.execution_options.resource_limits = ExecutionResources.for_limits(
+        object_store_memory=megabytes * 2**20
+    )

@@ -115,6 +115,7 @@ class InferConfig:
     preprocess_batch_size: int = 256
     topk: int = 3
     max_pixels: int = 89_478_485
+    object_store_mb: int = 768
 
     def check(self) -> None:
         _at_least("infer.batch_size", self.batch_size, 1)
@@ -123,6 +124,7 @@ class InferConfig:
         _at_least("infer.preprocess_batch_size", self.preprocess_batch_size, 1)
         _at_least("infer.topk", self.topk, 1)
         _at_least("infer.max_pixels", self.max_pixels, 1)
+        _at_least("infer.object_store_mb", self.object_store_mb, 0)
 
 
 @dataclass

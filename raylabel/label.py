@@ -61,19 +61,24 @@ class PoolPlan:
     gpus_per_actor: float
     torch_threads: int
     decode_cpus: float
+    write_cpus: float = 0.25
 
 
 def plan_pool(cfg: Config, shape: cluster.ClusterShape) -> PoolPlan:
-    """Actor count and reservations: never reserve every CPU (reads would starve)."""
+    """Actor count and reservations. Reads, decode, inference and writes each get a share:
+    an operator left with no CPU budget stalls (a starved write step holds every labeled
+    row in the object store until the end), and a pool that takes every CPU hangs reads."""
     inf = cfg.infer
+    write = 0.25
     if inf.use_gpu:
         n = inf.num_actors or max(1, int(shape.gpus))
         cpus = inf.num_cpus_per_actor or 1.0
-        return PoolPlan(n, cpus, 1.0, max(1, int(cpus)), 1.0)
+        return PoolPlan(n, cpus, 1.0, max(1, int(cpus)), 1.0, write)
+    left = max(0.5, shape.cpus - write)
     n = inf.num_actors or max(1, int(shape.cpus // 2))
-    cpus = inf.num_cpus_per_actor or max(0.5, min(4.0, (shape.cpus - 0.5) / (2 * n)))
-    decode = max(0.25, min(1.0, (shape.cpus - n * cpus) / 2))
-    return PoolPlan(n, cpus, 0.0, max(1, round(cpus)), decode)
+    cpus = inf.num_cpus_per_actor or max(0.5, min(4.0, (left - 0.5) / (2 * n)))
+    decode = max(0.25, min(1.0, (left - n * cpus) / 2))
+    return PoolPlan(n, cpus, 0.0, max(1, round(cpus)), decode, write)
 
 
 def label(cfg: Config) -> LabelResult:
@@ -124,7 +129,10 @@ def label(cfg: Config) -> LabelResult:
         schema=label_schema(card.modality),
     )
     t_pipeline = time.time()
-    _build_pipeline(cfg, plan, opts, run, version, pool).write_datasink(sink)
+    cluster.limit_object_store(cfg.infer.object_store_mb)
+    _build_pipeline(cfg, plan, opts, run, version, pool).write_datasink(
+        sink, ray_remote_args={"num_cpus": pool.write_cpus}
+    )
     t_written = time.time()
     stats = merge_stats(sink.results)
     counted = stats["labeled"] + stats["errors"]

@@ -132,7 +132,7 @@ def draw_review(
     kwargs = {"bounds": bounds, "edges": list(r.bin_edges), "seed": r.seed, "conf_cut": cut}
     cands = _scan(run, opts, kwargs) if populations else pa.table({})
     sample = _select(cands, populations, allocation, r, run, opts)
-    uncertain = _uncertain(cands, r.uncertain_size)
+    uncertain = _uncertain(cands, r.uncertain_size, r.seed)
     files = write_review_files(run, card, sample, uncertain, opts)
     return {
         "size": sample.num_rows,
@@ -176,10 +176,12 @@ def _select(
     return draw_sample(state, allocation) if allocation else pa.table({})
 
 
-def _uncertain(cands: pa.Table, k: int) -> pa.Table:
+def _uncertain(cands: pa.Table, k: int, seed: int) -> pa.Table:
+    """The k least-confident items (the candidates hold every item under the histogram
+    cutoff, which is computed on the same confidence)."""
     if not cands.num_rows or k <= 0:
         return pa.table({})
-    low = LowestK(k=k, column="margin")
+    low = LowestK(k=k, column="confidence", seed=seed)
     low.add(cands, columns=[*REVIEW_COLUMNS, "u"])
     return low.to_table()
 
