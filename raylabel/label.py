@@ -15,6 +15,7 @@ from typing import Any
 from raylabel import cluster, layout, sources, storage
 from raylabel.config import Config
 from raylabel.inference import InferenceActor, ModelLoader
+from raylabel.models import ModelCard
 from raylabel.preprocess import FetchDecode
 from raylabel.run_sink import RunSink, merge_stats
 from raylabel.schema import label_schema
@@ -130,7 +131,7 @@ def label(cfg: Config) -> LabelResult:
     )
     t_pipeline = time.time()
     cluster.limit_object_store(cfg.infer.object_store_mb)
-    _build_pipeline(cfg, plan, opts, run, version, pool).write_datasink(
+    _build_pipeline(cfg, plan, opts, run, card, pool).write_datasink(
         sink, ray_remote_args={"num_cpus": pool.write_cpus}
     )
     t_written = time.time()
@@ -175,21 +176,24 @@ def _build_pipeline(
     plan: sources.SourcePlan,
     opts: storage.StorageOptions,
     run: layout.RunLayout,
-    version: str,
+    card: ModelCard,
     pool: PoolPlan,
 ) -> Any:
     from ray.data import ActorPoolStrategy
 
     ds = sources.drop_dataset(plan, opts)
+    version = card.model_version
     model_dir = layout.model_uri(cfg.output.root, version)
+    # preprocessing must match training: it comes from the model card, not the config
+    prep = card.preprocessing
     if cfg.modality == "text":
         from raylabel.text import TokenizeText
 
-        decode: Any = TokenizeText(model_dir, opts, _card_int(cfg, opts, version, "max_length"))
+        max_length = int(prep.get("max_length", cfg.model.max_length))
+        decode: Any = TokenizeText(model_dir, opts, max_length)
     else:
-        decode = FetchDecode(
-            opts, _card_int(cfg, opts, version, "image_size"), cfg.infer.max_pixels
-        )
+        size = int(prep.get("image_size", cfg.model.image_size))
+        decode = FetchDecode(opts, size, cfg.infer.max_pixels)
     ds = ds.map_batches(
         decode,
         batch_format="pyarrow",
@@ -217,10 +221,3 @@ def _build_pipeline(
         num_cpus=pool.cpus_per_actor,
         num_gpus=pool.gpus_per_actor,
     )
-
-
-def _card_int(cfg: Config, opts: storage.StorageOptions, version: str, key: str) -> int:
-    """Preprocessing must match training: take it from the model card, not the config."""
-    card = layout.read_card_uri(layout.model_uri(cfg.output.root, version), opts)
-    fallback = cfg.model.image_size if key == "image_size" else cfg.model.max_length
-    return int(card.preprocessing.get(key, fallback))
