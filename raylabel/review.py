@@ -80,11 +80,15 @@ def _candidates(
     u = hash01(ids, seed)
     conf = batch.column("confidence").to_numpy(zero_copy_only=False)
     bins = confidence_bins(conf, edges)
-    labels = batch.column("label").to_pylist()
-    keep = np.zeros(len(ids), dtype=bool)
-    for i, (lab, b) in enumerate(zip(labels, bins.tolist(), strict=False)):
-        bound = bounds.get(stratum_key(lab, b, edges), -1.0)
-        keep[i] = u[i] <= bound or conf[i] <= conf_cut
+    labels = np.asarray(batch.column("label").to_pylist(), dtype=object)
+    bound = np.full(len(ids), -1.0)
+    for lab in np.unique(labels):  # one key per stratum, not per row
+        rows = labels == lab
+        per_bin = np.array(
+            [bounds.get(stratum_key(lab, b, edges), -1.0) for b in range(len(edges) - 1)]
+        )
+        bound[rows] = per_bin[bins[rows]]
+    keep = (u <= bound) | (conf <= conf_cut)
     out = batch.append_column("u", pa.array(u, pa.float64()))
     return out.filter(pa.array(keep))
 

@@ -86,12 +86,8 @@ class RunSink(Datasink):
 
 def _part_name(item_ids: pa.ChunkedArray) -> str:
     """Same rows -> same file name, so a retried write replaces rather than duplicates."""
-    h = hashlib.sha1()
-    for chunk in item_ids.chunks:
-        for v in chunk.to_pylist():
-            h.update(v.encode())
-            h.update(b"\x00")
-    return h.hexdigest()[:20]
+    joined = "\x00".join(item_ids.to_pylist()) + "\x00"
+    return hashlib.sha1(joined.encode()).hexdigest()[:20]
 
 
 def empty_stats(classes: list[str]) -> dict[str, Any]:
