@@ -295,7 +295,7 @@ def _plan_parquet(
     payload_column: str,
     is_dir: bool,
 ) -> SourcePlan:
-    fs, path = storage.resolve(uri, opts)
+    fs, _ = storage.resolve(uri, opts)
     files = (
         [f.uri for f in storage.list_files(uri, opts, extensions=[".parquet"])] if is_dir else [uri]
     )
@@ -334,7 +334,6 @@ def _plan_parquet(
                 "label": t.column(label_column).cast(pa.string()),
             }
         )
-    del path
     return SourcePlan(
         uri=uri,
         kind="parquet",

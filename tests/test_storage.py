@@ -6,14 +6,13 @@ import pickle
 import stat
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
-from s3server import S3Server, make_bucket, s3_env, start_s3_server, stop_s3_server, upload_tree
+from s3server import S3Server, make_bucket, start_s3_server, stop_s3_server, upload_tree
 
 from raylabel import storage
 from raylabel.storage import InputNotFound, StorageError, StorageOptions
@@ -24,17 +23,9 @@ from raylabel.storage import InputNotFound, StorageError, StorageOptions
 
 
 @pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    """One moto server for the module, with fake credentials in the environment meanwhile."""
-    server = start_s3_server()
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.delenv("AWS_PROFILE", raising=False)
-            for key, value in s3_env(server.endpoint_url).items():
-                mp.setenv(key, value)
-            yield server
-    finally:
-        stop_s3_server(server)
+def s3(s3_server: S3Server) -> S3Server:
+    """The session's loopback S3 server (tests/conftest.py), credentials already in env."""
+    return s3_server
 
 
 @pytest.fixture
