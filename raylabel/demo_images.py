@@ -61,9 +61,20 @@ class ImageDemoSpec:
     classes: tuple[str, ...] = DEFAULT_CLASSES
     n_bad_items: int = 2  # undecodable files planted in the drop
     mixed_formats: bool = True  # some drop items as JPEG / grayscale / RGBA / other sizes
+    # drop class mix (relative weights, one per class); None = mild random imbalance
+    class_weights: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         """Fail fast with the offending field's name, before any file is written."""
+        if self.class_weights is not None and (
+            len(self.class_weights) != len(self.classes)
+            or min(self.class_weights) < 0
+            or sum(self.class_weights) <= 0
+        ):
+            raise ValueError(
+                f"class_weights must be {len(self.classes)} non-negative weights with a "
+                f"positive sum, got {self.class_weights!r}"
+            )
         if self.n_seed_per_class <= 0:
             raise ValueError(f"n_seed_per_class must be > 0, got {self.n_seed_per_class}")
         if self.n_drop <= 0:
@@ -485,6 +496,8 @@ def write_image_demo(root: Path | str, spec: ImageDemoSpec = ImageDemoSpec()) ->
     total = spec.n_drop + spec.n_bad_items
     bad_positions = set(plan.permutation(total)[: spec.n_bad_items].tolist())
     weights = plan.uniform(0.6, 1.4, size=len(spec.classes))
+    if spec.class_weights is not None:  # drawn above anyway: the stream stays the same
+        weights = np.asarray(spec.class_weights, dtype=np.float64)
     labels = plan.choice(len(spec.classes), size=spec.n_drop, p=weights / weights.sum())
     hard_flags = _exact_hard_flags(plan, spec.n_drop, spec.hard_fraction)
 

@@ -50,8 +50,14 @@ class InferenceActor:
     """Callable class for `map_batches(compute=ActorPoolStrategy(...))`."""
 
     def __init__(
-        self, loader: Callable[[], Predictor], run_id: str, drop: str, topk: int = 3
+        self,
+        loader: Callable[[], Predictor],
+        run_id: str,
+        drop: str,
+        topk: int = 3,
+        preprocess: Callable[[pa.Table], pa.Table] | None = None,
     ) -> None:
+        self.preprocess = preprocess  # decode in the actor: batches arrive as Arrow tables
         self.predictor = loader()
         card = self.predictor.card
         self.classes = np.asarray(card.classes, dtype=object)
@@ -64,7 +70,11 @@ class InferenceActor:
         self.drop = drop
         self.topk = min(topk, len(card.classes))
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
+    def __call__(self, batch: dict[str, np.ndarray] | pa.Table) -> pa.Table:
+        if self.preprocess is not None:
+            from ray.data.block import BlockAccessor
+
+            batch = BlockAccessor.for_block(self.preprocess(batch)).to_batch_format("numpy")
         n = len(batch["item_id"])
         error = batch["error"]
         ok = np.array([e is None for e in error], dtype=bool)

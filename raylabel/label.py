@@ -15,6 +15,7 @@ from typing import Any
 from raylabel import cluster, layout, sources, storage
 from raylabel.config import Config
 from raylabel.inference import InferenceActor, ModelLoader
+from raylabel.io_errors import pipeline_failure
 from raylabel.models import ModelCard
 from raylabel.preprocess import FetchDecode
 from raylabel.run_sink import RunSink, merge_stats
@@ -51,6 +52,10 @@ class LabelResult:
                 f"review sample: {review['size']} items in {review['strata']} strata; "
                 f"uncertain list: {review['uncertain']} items"
             )
+        if "drift" in self.summary:
+            from raylabel.drift import verdict_line
+
+            lines.append(verdict_line(self.summary["drift"]))
         lines.append(f"results: {self.run_uri}")
         return lines
 
@@ -63,18 +68,41 @@ class PoolPlan:
     torch_threads: int
     decode_cpus: float
     write_cpus: float = 0.25
+    decode_in_actor: bool = False
+    read_cpus: float = 1.0
 
 
-def plan_pool(cfg: Config, shape: cluster.ClusterShape) -> PoolPlan:
+def decode_in_actor(cfg: Config, plan: sources.SourcePlan) -> bool:
+    """Whether the inference actors decode their own items. On CPU-only inference over
+    inline payloads a separate decode stage only adds an object-store hop and a scheduling
+    step per block, and the cores are better spent as one decode+forward actor each; a GPU
+    actor (or items fetched one by one from object storage) needs decode tasks to feed it."""
+    mode = cfg.infer.decode_in_actor
+    if mode != "auto":
+        return mode == "always"
+    return not cfg.infer.use_gpu and plan.kind == "parquet"
+
+
+def plan_pool(cfg: Config, shape: cluster.ClusterShape, in_actor: bool = False) -> PoolPlan:
     """Actor count and reservations. Reads, decode, inference and writes each get a share:
     an operator left with no CPU budget stalls (a starved write step holds every labeled
     row in the object store until the end), and a pool that takes every CPU hangs reads."""
     inf = cfg.infer
     write = 0.25
+    read = 0.25 if in_actor else 1.0  # Ray Data's default read reservation is a whole CPU
     if inf.use_gpu:
         n = inf.num_actors or max(1, int(shape.gpus))
         cpus = inf.num_cpus_per_actor or 1.0
-        return PoolPlan(n, cpus, 1.0, max(1, int(cpus)), 1.0, write)
+        return PoolPlan(n, cpus, 1.0, max(1, int(cpus)), 1.0, write, in_actor, read)
+    if in_actor and shape.cpus >= 2:
+        # one single-threaded actor per core: decode and forward back to back, no thread
+        # oversubscription; reads and writes are light and get a quarter CPU each. Ray
+        # Data's file-listing task reserves a whole CPU while it runs (not configurable in
+        # Ray 2.60), so the actors' reservations leave one CPU free or nothing ever starts.
+        n = inf.num_actors or max(1, int(shape.cpus))
+        cpus = inf.num_cpus_per_actor or max(0.05, (shape.cpus - 1.0 - write) / n)
+        threads = max(1, int(shape.cpus // n))
+        return PoolPlan(n, cpus, 0.0, threads, 0.0, write, True, read)
     left = max(0.5, shape.cpus - write)
     n = inf.num_actors or max(1, int(shape.cpus // 2))
     cpus = inf.num_cpus_per_actor or max(0.5, min(4.0, (left - 0.5) / (2 * n)))
@@ -102,6 +130,10 @@ def label(cfg: Config) -> LabelResult:
         raise sources.InputError(
             f"modality: the model {version} is a {card.modality} model, config says {cfg.modality}"
         )
+    if card.modality == "text" and card.arch == "rnn":
+        from raylabel.text_rnn import require_tokenizer
+
+        require_tokenizer(model_dir, opts)
 
     previous = layout.latest_run(cfg.output.root, drop, opts)
     if previous and not cfg.run.force:
@@ -120,7 +152,7 @@ def label(cfg: Config) -> LabelResult:
 
     cluster.connect(cfg)
     cluster.quiet_data_context()
-    pool = plan_pool(cfg, cluster.shape())
+    pool = plan_pool(cfg, cluster.shape(), decode_in_actor(cfg, plan))
     sink = RunSink(
         run=run,
         opts=opts,
@@ -131,9 +163,16 @@ def label(cfg: Config) -> LabelResult:
     )
     t_pipeline = time.time()
     cluster.limit_object_store(cfg.infer.object_store_mb)
-    _build_pipeline(cfg, plan, opts, run, card, pool).write_datasink(
-        sink, ray_remote_args={"num_cpus": pool.write_cpus}
-    )
+    try:
+        _build_pipeline(cfg, plan, opts, run, card, pool).write_datasink(
+            sink,
+            ray_remote_args={"num_cpus": pool.write_cpus, "max_retries": cfg.infer.max_retries},
+        )
+    except Exception as exc:  # an object-store outage: one clean line, nothing committed
+        failure = pipeline_failure(exc, run.run_dir)
+        if failure is None:
+            raise
+        raise failure from None
     t_written = time.time()
     stats = merge_stats(sink.results)
     counted = stats["labeled"] + stats["errors"]
@@ -143,9 +182,9 @@ def label(cfg: Config) -> LabelResult:
             f"run {run_id}: {plan.num_items} items in but {counted} rows out "
             f"({stats['labeled']} labeled + {stats['errors']} errors); not committed"
         )
-    from raylabel import report, review
+    from raylabel import drift, report, review
 
-    review_info = review.draw_review(cfg, run, card, stats, opts)
+    review_info = review.draw_review(cfg, run, card, stats, opts, plan=plan)
     t_review = time.time()
     summary = report.build_summary(
         cfg=cfg,
@@ -165,6 +204,7 @@ def label(cfg: Config) -> LabelResult:
     summary["throughput_items_per_s"] = plan.num_items / max(
         summary["durations_s"]["pipeline"], 1e-9
     )
+    summary["drift"] = drift.drift_block(cfg.drift, run, summary, opts)
     storage.write_json(run.path("summary.json"), summary, opts)
     storage.write_text(run.path("report.html"), report.render_html(summary), opts)
     layout.commit_run(run, opts, {"model_version": version, "items": plan.num_items})
@@ -181,7 +221,7 @@ def _build_pipeline(
 ) -> Any:
     from ray.data import ActorPoolStrategy
 
-    ds = sources.drop_dataset(plan, opts)
+    ds = sources.drop_dataset(plan, opts, read_cpus=pool.read_cpus)
     version = card.model_version
     model_dir = layout.model_uri(cfg.output.root, version)
     # preprocessing must match training: it comes from the model card, not the config
@@ -190,16 +230,18 @@ def _build_pipeline(
         from raylabel.text import TokenizeText
 
         max_length = int(prep.get("max_length", cfg.model.max_length))
-        decode: Any = TokenizeText(model_dir, opts, max_length)
+        decode: Any = TokenizeText(model_dir, opts, max_length, arch=card.arch)
     else:
         size = int(prep.get("image_size", cfg.model.image_size))
         decode = FetchDecode(opts, size, cfg.infer.max_pixels)
-    ds = ds.map_batches(
-        decode,
-        batch_format="pyarrow",
-        batch_size=cfg.infer.preprocess_batch_size,
-        num_cpus=pool.decode_cpus,
-    )
+    if not pool.decode_in_actor:
+        ds = ds.map_batches(
+            decode,
+            batch_format="pyarrow",
+            batch_size=cfg.infer.preprocess_batch_size,
+            num_cpus=pool.decode_cpus,
+            max_retries=cfg.infer.max_retries,  # a worker or node lost mid-task: rerun, bounded
+        )
     loader = ModelLoader(
         root=cfg.output.root,
         version=version,
@@ -214,10 +256,14 @@ def _build_pipeline(
             "run_id": run.run_id,
             "drop": run.drop,
             "topk": cfg.infer.topk,
+            "preprocess": decode if pool.decode_in_actor else None,
         },
         compute=ActorPoolStrategy(size=pool.num_actors),
         batch_size=cfg.infer.batch_size,
-        batch_format="numpy",
+        batch_format="pyarrow" if pool.decode_in_actor else "numpy",
         num_cpus=pool.cpus_per_actor,
         num_gpus=pool.gpus_per_actor,
+        # a dead actor is restarted and its in-flight batches rerun (same rows out)
+        max_restarts=-1,
+        max_task_retries=cfg.infer.max_retries,
     )

@@ -129,6 +129,8 @@ class ModelCard:
     confidence_level: float = 0.95
     validation: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    # self-training provenance (raylabel.pseudo): used count, per-run counts, gate evidence
+    pseudo_labels: dict[str, Any] = field(default_factory=dict)
     seed_fingerprint: str = ""
     weights_sha256: str = ""
     created_at: str = ""
@@ -188,6 +190,10 @@ def load_model_dir(model_dir: Path) -> tuple[nn.Module, ModelCard]:
             f"({', '.join(unsafe)}); only safetensors weights are accepted"
         )
     card = read_card(model_dir)
+    if card.modality == "text" and card.arch == "rnn":
+        from raylabel.text_rnn import load_rnn_model
+
+        return load_rnn_model(model_dir, card), card
     if card.modality == "text":
         return _load_text_model(model_dir, card), card
     weights = model_dir / WEIGHTS_FILE
@@ -261,6 +267,9 @@ class Predictor:
         self, model: nn.Module, card: ModelCard, device: str = "cpu", pad_id: int = 0
     ) -> None:
         self.model = model.to(device)
+        if device.startswith("cuda") and card.modality == "image":
+            # NHWC convolutions are the fast path of cuDNN with bf16 tensor cores
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.card = card
         self.device = device
         self.pad_id = pad_id
@@ -275,6 +284,11 @@ class Predictor:
     def text_logits(self, ids: list[np.ndarray]) -> np.ndarray:
         from raylabel.text import pad
 
+        if self.card.arch == "rnn":  # length buckets: each padded only to its own longest
+            from raylabel.text_rnn import bucketed_logits
+
+            bucket = int(self.card.preprocessing.get("rnn", {}).get("bucket_size", 0))
+            return bucketed_logits(self.model, ids, self.pad_id, bucket, self.device)
         input_ids, mask = pad(ids, self.pad_id)
         use_amp = self.device.startswith("cuda")
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
@@ -291,13 +305,15 @@ class Predictor:
         if card.modality == "text":
             from raylabel.text import load_tokenizer
 
-            pad_id = int(load_tokenizer(str(model_dir)).pad_token_id or 0)
+            pad_id = int(load_tokenizer(str(model_dir), card.arch).pad_token_id or 0)
         return cls(model, card, device, pad_id)
 
     @torch.inference_mode()
     def logits(self, pixels: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)
         use_amp = self.device.startswith("cuda")
+        if use_amp:
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
             out = self.model(x)
         return out.float().cpu().numpy()

@@ -18,6 +18,7 @@ from typing import Any
 
 from raylabel import layout, sources, storage
 from raylabel.config import Config
+from raylabel.drift import verdict_line
 from raylabel.storage import StorageOptions
 
 
@@ -27,6 +28,7 @@ class DropOutcome:
     status: str  # "done" | "skipped" | "failed" | "locked"
     detail: str = ""
     run_id: str | None = None
+    drift: str | None = None  # the run's drift verdict (raylabel.drift), when labeled
 
 
 @dataclass
@@ -200,13 +202,15 @@ def nightly(cfg: Config) -> NightlyResult:
                 continue
             res = label(_drop_config(cfg, name, version))
             c = res.summary.get("counts", {})
+            drift_info = res.summary.get("drift") or {}
             outcomes.append(
                 DropOutcome(
                     name,
                     "done",
                     f"{c.get('labeled', 0)} labeled, {c.get('errors', 0)} errors, "
-                    f"{c.get('accepted', 0)} accepted",
+                    f"{c.get('accepted', 0)} accepted; {verdict_line(drift_info)}",
                     res.run_id,
+                    drift_info.get("verdict"),
                 )
             )
         except Exception as exc:  # one bad drop must not stop the others
@@ -227,6 +231,10 @@ def _write_summary(cfg: Config, result: NightlyResult, opts: StorageOptions) -> 
         "retrain_reason": result.retrain_reason,
         "drops": [dataclasses.asdict(o) for o in result.outcomes],
         "counts": {s: result.count(s) for s in ("done", "skipped", "locked", "failed")},
+        "drift": {
+            v: sum(1 for o in result.outcomes if o.drift == v)
+            for v in sorted({o.drift for o in result.outcomes if o.drift})
+        },
         "finished_at": layout.utc_now().isoformat(),
     }
     storage.write_json(uri, body, opts)

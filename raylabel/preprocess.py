@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image, ImageOps
 
+from raylabel.input_schema import INPUT_ERROR_COLUMN, refused_mask
+from raylabel.io_errors import StorageUnavailable, store_failure
 from raylabel.storage import StorageOptions, resolve
 
 PIXELS = "pixels"
@@ -103,6 +105,7 @@ class FetchDecode:
             if "duplicate" in batch.column_names
             else [False] * n
         )
+        refused = refused_mask(batch)  # planning refused these rows (e.g. outside the drop root)
         pixels = np.zeros((n, 3, self.image_size, self.image_size), dtype=np.uint8)
         errors: list[str | None] = [None] * n
         stages: list[str | None] = [None] * n
@@ -113,6 +116,9 @@ class FetchDecode:
                 errors[i] = "duplicate item_id in the input (labeled once, at its first occurrence)"
                 stages[i] = "input"
                 continue
+            if refused[i] is not None:
+                errors[i], stages[i] = refused[i], "input"
+                continue
             try:
                 data = inline[i] if inline is not None else self._fetch(uris[i], fs_cache)
                 stage = "decode"
@@ -121,9 +127,12 @@ class FetchDecode:
                 pixels[i] = decode_image(data, self.image_size, self.max_pixels)
             except ItemError as exc:
                 errors[i], stages[i] = str(exc), stage
+            except StorageUnavailable:
+                raise
             except Exception as exc:  # any per-item failure must become an error row
                 errors[i], stages[i] = f"{type(exc).__name__}: {_one_line(exc)}", stage
-        out = batch.drop_columns([c for c in ("bytes", "duplicate") if c in batch.column_names])
+        dropped = ("bytes", "duplicate", INPUT_ERROR_COLUMN)
+        out = batch.drop_columns([c for c in dropped if c in batch.column_names])
         from ray.data.extensions import ArrowTensorArray
 
         out = out.append_column(PIXELS, ArrowTensorArray.from_numpy(pixels))
@@ -146,6 +155,9 @@ def fetch_bytes(uri: str, storage: StorageOptions, cache: dict[str, Any]) -> byt
     except FileNotFoundError:
         raise ItemError(f"object not found: {uri}") from None
     except OSError as exc:
+        failure = store_failure(uri, exc)
+        if failure is not None:  # an outage must fail the run, not become error rows
+            raise failure from None
         raise ItemError(f"unreadable object: {_one_line(exc)}") from None
 
 

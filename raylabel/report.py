@@ -8,6 +8,7 @@ from raylabel import __version__
 from raylabel.config import Config
 from raylabel.layout import RunLayout, utc_now
 from raylabel.models import ModelCard
+from raylabel.pseudo import pseudo_summary
 from raylabel.run_sink import HIST_BINS
 from raylabel.sources import SourcePlan
 
@@ -76,6 +77,8 @@ def build_summary(
             f">= {card.target_precision}",
         },
         "validation": card.validation,
+        "seed_audit": card.training.get("audit"),
+        "pseudo_labels": pseudo_summary(card.pseudo_labels),
         "review": review_info,
         "pool": pool,
         "durations_s": dict(durations),

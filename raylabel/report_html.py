@@ -1219,6 +1219,7 @@ def _sec_run(s: Mapping[str, Any]) -> str:
                 ("Run id", _code(s.get("run_id"))),
                 ("Drop", s.get("drop")),
                 ("Model version", _code(s.get("model_version"))),
+                ("Pseudo-labels in training", _dict(s.get("pseudo_labels")).get("line")),
                 ("Architecture", s.get("arch")),
                 ("Modality", s.get("modality")),
                 ("Classes", f"{len(classes)}: {', '.join(map(str, classes))}" if classes else None),
@@ -1261,6 +1262,9 @@ def _plot_style() -> contextlib.AbstractContextManager[Any]:
 
 def render(summary: dict[str, Any]) -> str:
     """The whole report as one self-contained HTML document (no external assets, no JS)."""
+    from raylabel.audit_report import section_html as _sec_seed_audit
+    from raylabel.report_watch import sec_active, sec_drift
+
     s = _dict(summary)
     with _plot_style():
         body = [
@@ -1268,9 +1272,12 @@ def render(summary: dict[str, Any]) -> str:
             _guard("summary", _sec_summary, s),
             _guard("trust section", _sec_trust, s),
             _guard("distributions section", _sec_distributions, s),
+            _guard("drift section", sec_drift, s),
             _guard("review section", _sec_review, s),
+            _guard("active-learning section", sec_active, s),
             _guard("evaluation section", _sec_evaluation, s),
             _guard("errors section", _sec_errors, s),
+            _guard("seed audit section", _sec_seed_audit, s),
             _guard("run details", _sec_run, s),
         ]
     title = f"raylabel report: {s.get('drop') or ''} {s.get('run_id') or ''}".strip()

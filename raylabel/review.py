@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from raylabel import labelstudio, storage
+from raylabel import active, labelstudio, storage
 from raylabel.config import Config
 from raylabel.layout import RunLayout
 from raylabel.models import ModelCard
@@ -72,8 +72,10 @@ def _candidates(
     edges: list[float],
     seed: int,
     conf_cut: float,
+    pool: dict[str, Any] | None = None,
 ) -> pa.Table:
-    """Rows that may be in the sample (u under their stratum's bound) or the uncertain list."""
+    """Rows that may be in the sample (u under their stratum's bound) or the uncertain list
+    (least-confident cutoff, or the active queue's per-class margin pool)."""
     if batch.num_rows == 0:
         return batch.append_column("u", pa.array([], pa.float64()))
     ids = batch.column("item_id").to_pylist()
@@ -89,6 +91,8 @@ def _candidates(
         )
         bound[rows] = per_bin[bins[rows]]
     keep = (u <= bound) | (conf <= conf_cut)
+    if pool:
+        keep |= active.pool_mask(batch, u, pool["cutoffs"], pool["k"])
     out = batch.append_column("u", pa.array(u, pa.float64()))
     return out.filter(pa.array(keep))
 
@@ -121,8 +125,15 @@ def uncertain_cutoff(hist: dict[str, list[int]], k: int) -> float:
 
 
 def draw_review(
-    cfg: Config, run: RunLayout, card: ModelCard, stats: dict[str, Any], opts: StorageOptions
+    cfg: Config,
+    run: RunLayout,
+    card: ModelCard,
+    stats: dict[str, Any],
+    opts: StorageOptions,
+    plan: Any = None,
 ) -> dict[str, Any]:
+    """Stratified sample + uncertain list in one scan; ``plan`` (the drop's SourcePlan, when
+    known) lets the active queue re-read inline payloads of its small candidate pool."""
     r = cfg.review
     populations = {k: int(v) for k, v in stats["strata"].items()}
     weights = neyman_error_weights(populations) if r.allocation == "error_weighted" else None
@@ -132,11 +143,20 @@ def draw_review(
         else {}
     )
     bounds = u_bounds(populations, allocation)
-    cut = uncertain_cutoff(stats["hist"], r.uncertain_size)
+    kcenter = r.uncertain_strategy == "margin_kcenter"
+    cut = -1.0 if kcenter else uncertain_cutoff(stats["hist"], r.uncertain_size)
     kwargs = {"bounds": bounds, "edges": list(r.bin_edges), "seed": r.seed, "conf_cut": cut}
+    if kcenter and r.uncertain_size > 0:
+        pool_k = active.pool_per_class(r.uncertain_size, len(card.classes), r.uncertain_pool_factor)
+        cutoffs = active.margin_cutoffs(stats.get("margin_hist"), pool_k)
+        kwargs["pool"] = {"cutoffs": cutoffs, "k": pool_k}
     cands = _scan(run, opts, kwargs) if populations else pa.table({})
     sample = _select(cands, populations, allocation, r, run, opts)
-    uncertain = _uncertain(cands, r.uncertain_size, r.seed)
+    if kcenter:
+        uncertain, queue_info = active.build_queue(cfg, run, card, cands, plan, opts)
+    else:
+        uncertain = _uncertain(cands, r.uncertain_size, r.seed)
+        queue_info = {"strategy": "least_confident"}
     files = write_review_files(run, card, sample, uncertain, opts)
     return {
         "size": sample.num_rows,
@@ -146,6 +166,7 @@ def draw_review(
         "allocation": allocation,
         "seed": r.seed,
         "uncertain": uncertain.num_rows,
+        "uncertain_queue": queue_info,
         "files": files,
     }
 

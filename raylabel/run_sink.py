@@ -98,6 +98,7 @@ def empty_stats(classes: list[str]) -> dict[str, Any]:
         "per_class": {c: 0 for c in classes},
         "accepted_per_class": {c: 0 for c in classes},
         "hist": {c: [0] * HIST_BINS for c in classes},
+        "margin_hist": {c: [0] * HIST_BINS for c in classes},
         "errors_by_stage": {},
         "error_examples": [],
         "strata": {},
@@ -117,6 +118,8 @@ def block_stats(
         acc = labels.column("accepted").to_numpy(zero_copy_only=False)
         s["accepted"] = int(acc.sum())
         hist_bin = np.minimum((conf * HIST_BINS).astype(int), HIST_BINS - 1)
+        margin = labels.column("margin").to_numpy()
+        margin_bin = np.clip((margin * HIST_BINS).astype(int), 0, HIST_BINS - 1)
         strata_bin = confidence_bins(conf, bin_edges)
         for ci, c in enumerate(classes):
             m = idx == ci
@@ -125,6 +128,7 @@ def block_stats(
             s["per_class"][c] = int(m.sum())
             s["accepted_per_class"][c] = int(acc[m].sum())
             s["hist"][c] = np.bincount(hist_bin[m], minlength=HIST_BINS).tolist()
+            s["margin_hist"][c] = np.bincount(margin_bin[m], minlength=HIST_BINS).tolist()
             for b, count in zip(*np.unique(strata_bin[m], return_counts=True), strict=False):
                 key = stratum_key(c, int(b), bin_edges)
                 s["strata"][key] = int(count)
@@ -158,6 +162,15 @@ def merge_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
                 a + b
                 for a, b in zip(out["hist"].get(c, [0] * HIST_BINS), p["hist"][c], strict=False)
             ]
+            if "margin_hist" in p:
+                out["margin_hist"][c] = [
+                    a + b
+                    for a, b in zip(
+                        out["margin_hist"].get(c, [0] * HIST_BINS),
+                        p["margin_hist"][c],
+                        strict=False,
+                    )
+                ]
         for field in ("errors_by_stage", "strata", "accepted_strata"):
             for k, v in p[field].items():
                 out[field][k] = out[field].get(k, 0) + v

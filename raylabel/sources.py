@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from raylabel import storage
+from raylabel import input_schema, storage
 from raylabel.config import Config, ConfigError, default_extensions
 from raylabel.storage import StorageOptions
 
@@ -56,7 +56,12 @@ class SourcePlan:
 
 def storage_options(cfg: Config) -> StorageOptions:
     s = cfg.storage
-    return StorageOptions(endpoint_url=s.endpoint_url, region=s.region, retries=s.retries)
+    return StorageOptions(
+        endpoint_url=s.endpoint_url,
+        region=s.region,
+        retries=s.retries,
+        connect_timeout_s=s.connect_timeout_s,
+    )
 
 
 def drop_name(cfg: Config) -> str:
@@ -104,6 +109,7 @@ def plan_drop(cfg: Config) -> SourcePlan:
         label_column="label",
         payload_column=d.text_column if text else d.payload_column,
         text_column=d.text_column if text else None,
+        confine_key=None if d.allow_outside_uris else "drop.allow_outside_uris=true",
     )
 
 
@@ -117,6 +123,7 @@ def _plan(
     label_column: str,
     payload_column: str,
     text_column: str | None = None,
+    confine_key: str | None = None,
 ) -> SourcePlan:
     storage.check_input(uri, opts, key)
     is_dir = storage.is_dir(uri, opts)
@@ -127,9 +134,13 @@ def _plan(
             raise InputError(f"{key}: {uri} is not a folder/prefix")
         plan = _plan_folder(key, uri, extensions, opts, labeled)
     elif fmt == "manifest":
-        plan = _plan_manifest(key, uri, opts, labeled, label_column, text_column)
+        plan = _plan_manifest(
+            key, uri, opts, labeled, label_column, text_column, confine_key=confine_key
+        )
     else:
-        plan = _plan_parquet(key, uri, opts, labeled, label_column, payload_column, is_dir)
+        plan = _plan_parquet(
+            key, uri, opts, labeled, label_column, payload_column, is_dir, text_column, confine_key
+        )
     if text_column is not None:
         plan.inline_column = "text"
     return plan
@@ -178,7 +189,7 @@ def _plan_folder(
     return SourcePlan(uri=uri, kind="folder", num_items=len(files), fingerprint=fp, listing=listing)
 
 
-def _read_manifest(uri: str, opts: StorageOptions) -> pa.Table:
+def _read_manifest(uri: str, opts: StorageOptions, key: str | None = None) -> pa.Table:
     data = storage.read_bytes(uri, opts)
     lower = uri.lower()
     try:
@@ -193,9 +204,10 @@ def _read_manifest(uri: str, opts: StorageOptions) -> pa.Table:
             )
         rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
         return pa.Table.from_pylist(rows)
-    except (pa.ArrowInvalid, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (pa.ArrowException, json.JSONDecodeError, UnicodeDecodeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{uri}: unreadable manifest ({first})") from None
+        where = f"{key}: {uri}" if key else uri
+        raise InputError(f"{where}: unreadable manifest ({first})") from None
 
 
 def _plan_manifest(
@@ -205,18 +217,24 @@ def _plan_manifest(
     labeled: bool,
     label_column: str,
     text_column: str | None = None,
+    table: pa.Table | None = None,
+    is_dir: bool = False,
+    confine_key: str | None = None,
 ) -> SourcePlan:
-    table = _read_manifest(uri, opts)
+    """A table of item_id/uri(/label) rows, or of inline text; `table` is given when it was
+    read from a Parquet folder. `confine_key` set: uris outside the root become error rows."""
+    if table is None:
+        table = _read_manifest(uri, opts, key)
+    where = f"{key}: manifest {uri}"
+    try:
+        input_schema.check_manifest(table, where, label_column if labeled else None, text_column)
+    except input_schema.SchemaError as exc:
+        raise InputError(str(exc)) from None
     if text_column is not None and text_column in table.column_names:
         return _plan_inline_text(key, uri, table, labeled, label_column, text_column)
-    if "uri" not in table.column_names:
-        expected = f"'uri' or '{text_column}'" if text_column else "'uri'"
-        raise InputError(f"{key}: manifest {uri} has no {expected} column")
-    if labeled and label_column not in table.column_names:
-        raise InputError(f"{key}: manifest {uri} has no '{label_column}' column")
     # Plain local paths are made absolute: workers need not share the driver's directory.
     located = uri if "://" in uri else os.path.abspath(os.path.expanduser(uri))
-    base = located.rsplit("/", 1)[0]
+    base = input_schema.drop_root(located, is_dir)
     uris = [_absolute(str(u), base) for u in table.column("uri").to_pylist()]
     ids = (
         [str(i) for i in table.column("item_id").to_pylist()]
@@ -228,6 +246,8 @@ def _plan_manifest(
         columns["label"] = [str(v) for v in table.column(label_column).to_pylist()]
     listing = pa.table(columns)
     listing, dups = _dedupe(listing)
+    if confine_key is not None:
+        listing, _ = input_schema.confine(listing, base, confine_key)
     fp = _fingerprint(zip(ids, uris, columns.get("label", [""] * len(ids)), strict=True))
     return SourcePlan(
         uri=uri,
@@ -294,6 +314,8 @@ def _plan_parquet(
     label_column: str,
     payload_column: str,
     is_dir: bool,
+    text_column: str | None = None,
+    confine_key: str | None = None,
 ) -> SourcePlan:
     fs, _ = storage.resolve(uri, opts)
     files = (
@@ -305,20 +327,43 @@ def _plan_parquet(
     names = set(schema.names)
     if payload_column not in names:
         if "uri" in names:
-            return _plan_manifest(key, uri, opts, labeled, label_column)
+            table = _read_parquet_manifest(key, files, schema, fs, opts, label_column, labeled)
+            return _plan_manifest(
+                key,
+                uri,
+                opts,
+                labeled,
+                label_column,
+                table=table,
+                is_dir=is_dir,
+                confine_key=confine_key,
+            )
         raise InputError(
             f"{key}: Parquet input {files[0]} has neither the payload column "
             f"'{payload_column}' nor a 'uri' column"
         )
-    if "item_id" not in names:
-        raise InputError(f"{key}: Parquet input {files[0]} has no 'item_id' column")
-    if labeled and label_column not in names:
-        raise InputError(f"{key}: Parquet input {files[0]} has no '{label_column}' column")
+    label = label_column if labeled else None
+    text = text_column is not None
+    try:
+        input_schema.check_packed(
+            schema, f"{key}: Parquet input {files[0]}", payload_column, text, label
+        )
+    except input_schema.SchemaError as exc:
+        raise InputError(str(exc)) from None
     id_cols = ["item_id"] + ([label_column] if labeled else [])
     total = 0
     h = hashlib.sha256()
     for f in files:
         meta = pq.read_metadata(storage.resolve(f, opts)[1], filesystem=fs)
+        try:
+            input_schema.same_schema(
+                schema,
+                meta.schema.to_arrow_schema(),
+                [*id_cols, payload_column],
+                f"{key}: Parquet input {f}",
+            )
+        except input_schema.SchemaError as exc:
+            raise InputError(str(exc)) from None
         total += meta.num_rows
         h.update(f"{f}:{meta.num_rows}:{meta.serialized_size}".encode())
     listing = None
@@ -345,6 +390,38 @@ def _plan_parquet(
     )
 
 
+def _read_parquet_manifest(
+    key: str,
+    files: list[str],
+    schema: pa.Schema,
+    fs: object,
+    opts: StorageOptions,
+    label_column: str,
+    labeled: bool,
+) -> pa.Table:
+    """The uri/item_id(/label) columns of a Parquet manifest (one file or a folder of them)."""
+    columns = [c for c in ("item_id", "uri") if c in schema.names]
+    if labeled and label_column in schema.names:
+        columns.append(label_column)
+    parts = []
+    for f in files:
+        path = storage.resolve(f, opts)[1]
+        try:
+            other = pq.read_schema(path, filesystem=fs)
+            input_schema.same_schema(schema, other, columns, f"{key}: Parquet input {f}")
+            parts.append(pq.read_table(path, filesystem=fs, columns=columns))
+        except input_schema.SchemaError as exc:
+            raise InputError(str(exc)) from None
+        except pa.ArrowException as exc:
+            raise InputError(f"{key}: Parquet input {f}: unreadable ({_first(exc)})") from None
+    return pa.concat_tables(parts)
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _fingerprint(rows: object) -> str:
     h = hashlib.sha256()
     for row in rows:  # type: ignore[attr-defined]
@@ -361,21 +438,28 @@ def listing_dataset(listing: pa.Table, block_rows: int = LISTING_BLOCK_ROWS) -> 
     return ray.data.from_arrow(blocks or [listing])
 
 
-def drop_dataset(plan: SourcePlan, opts: StorageOptions) -> ray.data.Dataset:
-    """Rows with item_id, uri and (for packed Parquet) inline `bytes`."""
+def drop_dataset(
+    plan: SourcePlan, opts: StorageOptions, read_cpus: float = 1.0
+) -> ray.data.Dataset:
+    """Rows with item_id, uri and (for packed Parquet) inline `bytes`. `read_cpus` is the
+    reservation of a read task (reads are I/O: a full CPU each starves the actors)."""
     import ray.data
 
     if plan.kind == "parquet":
         fs, _ = storage.resolve(plan.uri, opts)
         paths = [storage.resolve(f, opts)[1] for f in plan.parquet_files or []]
-        ds = ray.data.read_parquet(paths, filesystem=fs).select_columns(
+        ds = ray.data.read_parquet(paths, filesystem=fs, num_cpus=read_cpus).select_columns(
             ["item_id", plan.payload_column]
         )
         if plan.payload_column != plan.inline_column:
             ds = ds.rename_columns({plan.payload_column: plan.inline_column})
         uri_prefix = plan.uri.rstrip("/")
         return ds.map_batches(
-            _add_uri, fn_kwargs={"prefix": uri_prefix}, batch_format="pyarrow", zero_copy_batch=True
+            _add_uri,
+            fn_kwargs={"prefix": uri_prefix},
+            batch_format="pyarrow",
+            zero_copy_batch=True,
+            num_cpus=read_cpus,  # same reservation as the read, so Ray fuses the two
         )
     assert plan.listing is not None
     return listing_dataset(plan.listing)

@@ -58,11 +58,15 @@ class StorageOptions:
     endpoint_url: str | None = None
     region: str | None = None
     retries: int = 10
+    connect_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         """Reject bad settings up front, before any stage starts work."""
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
             raise ValueError(f"storage.retries must be an integer >= 0, got {self.retries!r}")
+        timeout = self.connect_timeout_s
+        if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
+            raise ValueError(f"storage.connect_timeout_s must be > 0, got {timeout!r}")
         if self.endpoint_url is not None:
             _split_endpoint(self.endpoint_url)
 
@@ -184,6 +188,8 @@ def _s3_filesystem(opts: StorageOptions, bucket: str) -> pafs.S3FileSystem:
     }
     if opts.endpoint_url is not None:
         kwargs["scheme"], kwargs["endpoint_override"] = _split_endpoint(opts.endpoint_url)
+    if opts.connect_timeout_s is not None:
+        kwargs["connect_timeout"] = float(opts.connect_timeout_s)
     if opts.region is not None:
         # Unset: the AWS SDK's chain decides (AWS_REGION / AWS_DEFAULT_REGION, profile, ...).
         # No automatic resolve_s3_region(): it stalls ~6 s per call where s3.amazonaws.com is

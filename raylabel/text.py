@@ -44,8 +44,12 @@ def decode_text(data: bytes | str | None) -> str:
     return text
 
 
-def load_tokenizer(model_dir: str) -> Any:
+def load_tokenizer(model_dir: str, arch: str = "hf") -> Any:
     """One tokenizer per process and directory (workers reuse it across batches)."""
+    if arch == "rnn":  # the subword tokenizer learned from the seed (raylabel.subword)
+        from raylabel import subword
+
+        return subword.load(model_dir)
     if model_dir not in _TOKENIZERS:
         from transformers import AutoTokenizer
 
@@ -58,22 +62,37 @@ class TokenizeText:
     """Callable for `map_batches`: text (inline or fetched by uri) -> ragged token ids."""
 
     def __init__(
-        self, model_uri: str, storage: StorageOptions, max_length: int, cache_dir: str | None = None
+        self,
+        model_uri: str,
+        storage: StorageOptions,
+        max_length: int,
+        cache_dir: str | None = None,
+        arch: str = "hf",
+        tokenizer_json: str | None = None,
     ) -> None:
         self.model_uri = model_uri
         self.storage = storage
         self.max_length = max_length
         self.cache_dir = cache_dir
+        self.arch = arch
+        self.tokenizer_json = tokenizer_json  # rnn training: learned on the driver, no dir yet
 
     def _tokenizer(self) -> Any:
         from raylabel.layout import sync_dir
 
+        if self.tokenizer_json is not None:
+            from raylabel import subword
+
+            return subword.from_json(self.tokenizer_json)
+
         local = sync_dir(
             self.model_uri, self.storage, Path(self.cache_dir) if self.cache_dir else None
         )
-        return load_tokenizer(str(local))
+        return load_tokenizer(str(local), self.arch)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        from raylabel.input_schema import INPUT_ERROR_COLUMN, refused_mask
+        from raylabel.io_errors import StorageUnavailable
         from raylabel.preprocess import ItemError, fetch_bytes
 
         tok = self._tokenizer()
@@ -90,10 +109,14 @@ class TokenizeText:
         errors: list[str | None] = [None] * n
         stages: list[str | None] = [None] * n
         cache: dict[str, Any] = {}
+        refused = refused_mask(batch)  # planning refused these rows (e.g. outside the drop root)
         for i in range(n):
             if dup[i]:
                 errors[i] = "duplicate item_id in the input (labeled once, at its first occurrence)"
                 stages[i] = "input"
+                continue
+            if refused[i] is not None:
+                errors[i], stages[i] = refused[i], "input"
                 continue
             stage = "read"
             try:
@@ -105,6 +128,8 @@ class TokenizeText:
                 rows.append(i)
             except (ItemError, TextItemError) as exc:
                 errors[i], stages[i] = str(exc), stage
+            except StorageUnavailable:
+                raise  # an outage fails the run instead of becoming error rows
             except Exception as exc:  # any per-item failure must become an error row
                 errors[i], stages[i] = f"{type(exc).__name__}: {str(exc)[:300]}", stage
         ids: list[list[int]] = [[] for _ in range(n)]
@@ -117,7 +142,11 @@ class TokenizeText:
                     seq = [*seq[: self.max_length - 1], seq[-1]]  # keep the closing special token
                 ids[i] = seq
         out = batch.drop_columns(
-            [c for c in ("text", "bytes", "duplicate") if c in batch.column_names]
+            [
+                c
+                for c in ("text", "bytes", "duplicate", INPUT_ERROR_COLUMN)
+                if c in batch.column_names
+            ]
         )
         out = out.append_column(INPUT_IDS, pa.array(ids, pa.list_(pa.int32())))
         out = out.append_column(TRUNCATED, pa.array(truncated, pa.bool_()))

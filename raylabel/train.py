@@ -7,6 +7,7 @@ streamed to the workers with `get_dataset_shard`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import tempfile
@@ -18,7 +19,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from raylabel import __version__, calibrate, cluster, layout, sources, storage
+from raylabel import __version__, calibrate, cluster, layout, pseudo, sources, storage
+from raylabel import audit as seed_audit
 from raylabel.config import Config
 from raylabel.models import ModelCard, build_image_model, save_model_dir
 from raylabel.preprocess import FetchDecode
@@ -54,6 +56,9 @@ class TrainResult:
             f"thresholds for precision >= {self.card.target_precision} "
             f"(* = fallback/unreachable): {thr}"
         )
+        pl_line = pseudo.card_line(self.card.pseudo_labels)
+        if pl_line:
+            lines.append(pl_line)
         lines.append(f"took {self.duration_s:.1f}s")
         return lines
 
@@ -91,19 +96,43 @@ def train(cfg: Config) -> TrainResult:
     classes = plan.classes()
     if len(classes) < 2:
         raise InputError(f"seed.path: need at least 2 classes, found {classes} in {plan.uri}")
+    chosen = pseudo.for_seed(cfg, plan, classes, opts)
+    if chosen.used:
+        plan.fingerprint = f"{plan.fingerprint}+pl{chosen.used}"
     cluster.connect(cfg)
     # datasets carry the context they were made in into the workers; per-epoch bars from
     # two workers would drown the epoch lines the driver prints
     cluster.quiet_data_context(show_progress=False)
-    train_ds, val_ds, n_train, n_val = _seed_datasets(cfg, plan, classes, opts)
+    audit_info = seed_audit.exclude_from_training(cfg, plan)  # train.audit_seed / exclude_...
+    tok, tok_stats = _learn_subword(cfg, plan, opts)
+    tok_json = tok.to_json() if tok is not None else None
+    train_ds, val_ds, n_train, n_val = _seed_datasets(
+        cfg, plan, classes, opts, chosen, tokenizer_json=tok_json
+    )
     version = cfg.run.model_version or layout.new_id("m-")
     with tempfile.TemporaryDirectory(prefix="raylabel-train-") as tmp:
-        ckpt_dir, history = _fit(cfg, classes, train_ds, val_ds, Path(tmp), n_train, n_val)
+        ckpt_dir, history = _fit(
+            cfg,
+            classes,
+            train_ds,
+            val_ds,
+            Path(tmp),
+            n_train,
+            n_val,
+            tokenizer_json=tok_json,
+            weighted=chosen.used > 0,
+        )
         card = _make_card(cfg, classes, plan, ckpt_dir, history, version, n_train, n_val)
         card.training["n_feedback"] = n_feedback
+        if audit_info is not None:
+            card.training["audit"] = audit_info
+        card.training["n_pseudo_labels"] = chosen.used
+        card.pseudo_labels = chosen.to_card()
         out_dir = Path(tmp) / "model"
+        if tok_stats:
+            card.preprocessing["tokenizer"].update(tok_stats)
         if cfg.modality == "text":
-            _save_text_model(ckpt_dir / "hf", card, out_dir)
+            _save_text_model(ckpt_dir / ("rnn" if tok is not None else "hf"), card, out_dir)
         else:
             model = build_image_model(cfg.model.arch, len(classes), cfg.model.dropout)
             from safetensors.torch import load_file
@@ -143,7 +172,12 @@ def _add_feedback(cfg: Config, plan: sources.SourcePlan, opts: storage.StorageOp
 
 
 def _seed_datasets(
-    cfg: Config, plan: sources.SourcePlan, classes: list[str], opts: storage.StorageOptions
+    cfg: Config,
+    plan: sources.SourcePlan,
+    classes: list[str],
+    opts: storage.StorageOptions,
+    chosen: pseudo.PseudoSelection | None = None,
+    tokenizer_json: str | None = None,
 ) -> tuple[Any, Any, int, int]:
     import ray.data
 
@@ -155,10 +189,10 @@ def _seed_datasets(
     index = {c: i for i, c in enumerate(classes)}
     label_index = pa.array([index[v] for v in labels], pa.int32())
     rng = np.random.default_rng(cfg.train.seed)
-    decode = preprocessor(cfg, opts, cfg.model.pretrained or "")
+    decode = preprocessor(cfg, opts, cfg.model.pretrained or "", tokenizer_json)
     feature = "input_ids" if cfg.modality == "text" else "pixels"
 
-    def build(mask: np.ndarray) -> Any:
+    def build(mask: np.ndarray, extra: pa.Table | None = None) -> Any:
         rows = np.flatnonzero(mask)
         rows = rows[rng.permutation(len(rows))]  # mix classes across blocks
         if plan.kind == "parquet":
@@ -182,7 +216,11 @@ def _seed_datasets(
         else:
             keep_cols = ["item_id", "uri"] + (["text"] if "text" in listing.column_names else [])
             table = listing.select(keep_cols).append_column("label_index", label_index)
-            ds = sources.listing_dataset(table.take(pa.array(rows)), SEED_BLOCK_ROWS)
+            table = table.take(pa.array(rows))
+            if extra is not None and extra.num_rows:  # pseudo-labels: training split only
+                weight = cfg.train.pseudo_labels.weight
+                table = pseudo.training_rows(table, extra, index, weight, rng)
+            ds = sources.listing_dataset(table, SEED_BLOCK_ROWS)
         ds = ds.map_batches(decode, batch_format="pyarrow", batch_size=128, num_cpus=DECODE_CPUS)
         ds = ds.map_batches(
             _keep_decoded,
@@ -193,15 +231,26 @@ def _seed_datasets(
         # decode once, not every epoch: seed sets are small next to drops
         return ds.materialize() if cfg.train.cache_decoded else ds
 
-    return build(~is_val), build(is_val), int((~is_val).sum()), int(is_val.sum())
+    extra = chosen.table if chosen is not None and chosen.used else None
+    n_extra = extra.num_rows if extra is not None else 0
+    train_ds = build(~is_val, extra)
+    return train_ds, build(is_val), int((~is_val).sum()) + n_extra, int(is_val.sum())
 
 
-def preprocessor(cfg: Config, opts: storage.StorageOptions, model_uri: str) -> Any:
+def preprocessor(
+    cfg: Config, opts: storage.StorageOptions, model_uri: str, tokenizer_json: str | None = None
+) -> Any:
     """The modality's CPU preprocessing callable (decode+resize, or tokenize)."""
     if cfg.modality == "text":
         from raylabel.text import TokenizeText
 
-        return TokenizeText(model_uri, opts, cfg.model.max_length)
+        return TokenizeText(
+            model_uri,
+            opts,
+            cfg.model.max_length,
+            arch=cfg.model.arch,
+            tokenizer_json=tokenizer_json,
+        )
     return FetchDecode(opts, cfg.model.image_size, max_pixels=cfg.infer.max_pixels)
 
 
@@ -232,7 +281,8 @@ def _keep_decoded(batch: pa.Table, feature: str = "pixels") -> pa.Table:
     import pyarrow.compute as pc
 
     ok = batch.filter(pc.is_null(batch.column("error")))
-    return ok.select([feature, "label_index"])
+    weight = ["weight"] if "weight" in ok.column_names else []
+    return ok.select([feature, "label_index", *weight])
 
 
 def _fit(
@@ -243,6 +293,8 @@ def _fit(
     tmp: Path,
     n_train: int,
     n_val: int,
+    tokenizer_json: str | None = None,
+    weighted: bool = False,
 ) -> tuple[Path, list[dict[str, float]]]:
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -270,11 +322,15 @@ def _fit(
         "modality": cfg.modality,
         "classes": classes,
         "freeze_encoder": cfg.model.freeze_encoder,
+        "tokenizer_json": tokenizer_json,
+        "rnn": dataclasses.asdict(cfg.model.rnn),
         "pretrained": _pretrained_local(cfg, tmp) if cfg.modality == "image" else None,
         "pretrained_uri": cfg.model.pretrained if cfg.modality == "text" else None,
         "storage": sources.storage_options(cfg),
         "n_train": n_train,
         "n_val": n_val,
+        "checkpoint_every": t.checkpoint_every,
+        "sample_weights": weighted,
     }
     if storage.is_remote(cfg.output.root):
         fs, base = storage.resolve(
@@ -320,7 +376,22 @@ def _pretrained_local(cfg: Config, tmp: Path) -> str | None:
     return str(dest)
 
 
+def _learn_subword(
+    cfg: Config, plan: sources.SourcePlan, opts: storage.StorageOptions
+) -> tuple[Any, dict[str, Any]]:
+    """model.arch=rnn: learn the subword tokenizer once, here, before the workers start."""
+    if cfg.modality != "text" or cfg.model.arch != "rnn":
+        return None, {}
+    from raylabel import subword
+
+    return subword.learn_for_config(cfg, plan, opts)
+
+
 def _preprocessing(cfg: Config) -> dict[str, Any]:
+    if cfg.modality == "text" and cfg.model.arch == "rnn":
+        from raylabel.text_rnn import card_preprocessing
+
+        return card_preprocessing(cfg)
     if cfg.modality == "text":
         return {
             "max_length": cfg.model.max_length,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,20 @@ def lr_factor(step: int, total: int, warmup_fraction: float) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def sample_weight(batch: Any) -> dict[str, torch.Tensor]:
+    """Per-row loss weights when the rows carry them (pseudo-labels weigh less than humans)."""
+    if "weight" not in batch:
+        return {}
+    return {"sample_weight": torch.as_tensor(np.asarray(batch["weight"]), dtype=torch.float32)}
+
+
+def weighted_loss(losses: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Mean per-row loss, weighted when weights are given (all ones: the plain mean)."""
+    if weight is None:
+        return losses.mean()
+    return (losses * weight).sum() / weight.sum().clamp_min(1e-12)
+
+
 def _all_sum(values: list[float]) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64)
     if dist.is_available() and dist.is_initialized():
@@ -66,7 +81,7 @@ class ImageTask:
         if shuffle_seed is not None:
             kwargs = {"local_shuffle_buffer_size": 4 * bs, "local_shuffle_seed": shuffle_seed}
         for batch in shard.iter_torch_batches(batch_size=bs, **kwargs):
-            yield {"x": batch["pixels"]}, batch["label_index"].long()
+            yield {"x": batch["pixels"], **sample_weight(batch)}, batch["label_index"].long()
 
     def forward(self, model: nn.Module, inputs: dict[str, torch.Tensor], train: bool) -> Any:
         x = inputs["x"]
@@ -79,6 +94,11 @@ class ImageTask:
 
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(out / "model.safetensors"))
+
+    def restore(self, model: nn.Module, ckpt: Path) -> None:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(ckpt / "model.safetensors")), strict=True)
 
 
 class TextTask:
@@ -104,7 +124,8 @@ class TextTask:
         for batch in shard.iter_batches(batch_size=bs, batch_format="numpy", **kwargs):
             ids, mask = pad(list(batch["input_ids"]), self.pad_id)
             y = torch.from_numpy(np.asarray(batch["label_index"], dtype=np.int64))
-            yield {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}, y
+            inputs = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+            yield {**inputs, **sample_weight(batch)}, y
 
     def forward(self, model: nn.Module, inputs: dict[str, torch.Tensor], train: bool) -> Any:
         return model(**inputs).logits
@@ -112,6 +133,12 @@ class TextTask:
     def save(self, model: nn.Module, out: Path) -> None:
         model.save_pretrained(str(out / "hf"), safe_serialization=True)
         self.tokenizer.save_pretrained(str(out / "hf"))
+
+    def restore(self, model: nn.Module, ckpt: Path) -> None:
+        from safetensors.torch import load_model
+
+        # save_pretrained may drop tied weights; they are re-tied by the model itself
+        load_model(model, str(ckpt / "hf" / "model.safetensors"), strict=False)
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
@@ -126,10 +153,21 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     rank = ctx.get_world_rank()
     torch.set_num_threads(int(config["threads"]))
     torch.manual_seed(int(config["seed"]))
-    task: ImageTask | TextTask = (
-        TextTask(config, rank) if config.get("modality") == "text" else ImageTask(config, rank)
-    )
+    task: Any
+    if config.get("modality") == "text" and config.get("arch") == "rnn":
+        from raylabel.text_rnn import RnnTextTask
+
+        task = RnnTextTask(config, rank)
+    elif config.get("modality") == "text":
+        task = TextTask(config, rank)
+    else:
+        task = ImageTask(config, rank)
     model = task.model
+    # a restarted worker group (train.max_failures) resumes from the last reported checkpoint
+    resume = ray.train.get_checkpoint()
+    if resume is not None:
+        with resume.as_directory() as ckpt_dir:
+            task.restore(model, Path(ckpt_dir))
     model = ray.train.torch.prepare_model(model)
     device = ray.train.torch.get_device()
     epochs = int(config["epochs"])
@@ -145,21 +183,33 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda step: lr_factor(step, total_steps, warmup)
     )
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(reduction="none")
+    weighted = bool(config.get("sample_weights"))
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("val")
     bs = int(config["batch_size"])
     history: list[dict[str, float]] = []
+    start_epoch = 0
+    if resume is not None:
+        with resume.as_directory() as ckpt_dir:
+            start_epoch, history = _restore_state(Path(ckpt_dir), opt, sched)
+        if rank == 0:
+            print(f"[raylabel] resumed training after epoch {start_epoch}", flush=True)
+    every = max(1, int(config.get("checkpoint_every", 1)))
 
-    for epoch in range(epochs):
+    for epoch in range(start_epoch, epochs):
         model.train()
+        epoch_started = time.perf_counter()
         tot_loss, tot_ok, tot_n = 0.0, 0.0, 0.0
         for inputs, y in task.batches(train_shard, bs, shuffle_seed=epoch + rank):
             inputs = {k: v.to(device) for k, v in inputs.items()}
+            w = inputs.pop("sample_weight", None)
+            if weighted and w is None:
+                raise RuntimeError(f"{type(task).__name__} batches carry no sample weights")
             y = y.to(device)
             opt.zero_grad(set_to_none=True)
             logits = task.forward(model, inputs, train=True)
-            loss = loss_fn(logits, y)
+            loss = weighted_loss(loss_fn(logits, y), w)
             loss.backward()
             opt.step()
             sched.step()
@@ -172,7 +222,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             "train_loss": tot_loss / max(tot_n, 1),
             "train_acc": tot_ok / max(tot_n, 1),
             "train_items": tot_n,
+            "train_s": time.perf_counter() - epoch_started,  # this worker's training pass
         }
+        if resume is not None and epoch == start_epoch:
+            metrics["resumed_from"] = start_epoch  # the card's history shows the restart
         last = epoch == epochs - 1
         checkpoint = None
         if rank == 0:
@@ -194,7 +247,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             expected = float(config["n_train"]) + float(config["n_val"])
             metrics["seed_unreadable"] = max(0.0, expected - tot_n - len(labels_v))
             history.append(metrics)
-            if last:
+            if last or (epoch + 1) % every == 0:
                 tmp = Path(tempfile.mkdtemp(prefix="raylabel-ckpt-"))
                 task.save(inner, tmp)
                 save_file(
@@ -205,8 +258,60 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                     str(tmp / "val_logits.safetensors"),
                 )
                 (tmp / "history.json").write_text(json.dumps(history))
+                _save_state(tmp, epoch + 1, opt, sched)
                 checkpoint = ray.train.Checkpoint.from_directory(str(tmp))
-        ray.train.report(metrics, checkpoint=checkpoint)
+        ray.train.report(
+            metrics,
+            checkpoint=checkpoint,
+            checkpoint_dir_name=f"checkpoint_epoch_{epoch + 1:04d}" if checkpoint else None,
+            delete_local_checkpoint_after_upload=checkpoint is not None,
+        )
+
+
+def _save_state(out: Path, epoch: int, opt: torch.optim.Optimizer, sched: Any) -> None:
+    """Optimizer tensors as safetensors, everything else as JSON: a checkpoint never holds a
+    pickle, so resuming cannot run code even though checkpoints live in shared storage."""
+    from safetensors.torch import save_file
+
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, param_state in sd["state"].items():
+        for name, value in param_state.items():
+            if torch.is_tensor(value):
+                tensors[f"{idx}/{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(idx), {})[name] = value
+    save_file(tensors, str(out / "optimizer.safetensors"))
+    sched_state = {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"}
+    body = {
+        "epoch": epoch,
+        "param_groups": sd["param_groups"],
+        "optimizer_scalars": scalars,
+        "scheduler": sched_state,
+    }
+    (out / "train_state.json").write_text(json.dumps(body))
+
+
+def _restore_state(
+    ckpt: Path, opt: torch.optim.Optimizer, sched: Any
+) -> tuple[int, list[dict[str, float]]]:
+    """(epochs already done, their history) after loading optimizer and schedule state."""
+    from safetensors.torch import load_file
+
+    body = json.loads((ckpt / "train_state.json").read_text())
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in load_file(str(ckpt / "optimizer.safetensors")).items():
+        idx, name = key.split("/", 1)
+        state.setdefault(int(idx), {})[name] = value
+    for idx, extra in body["optimizer_scalars"].items():
+        state.setdefault(int(idx), {}).update(extra)
+    opt.load_state_dict({"state": state, "param_groups": body["param_groups"]})
+    sched_state = dict(body["scheduler"])
+    sched_state["lr_lambdas"] = [None] * len(opt.param_groups)
+    sched.load_state_dict(sched_state)
+    history = json.loads((ckpt / "history.json").read_text())
+    return int(body["epoch"]), history
 
 
 @torch.inference_mode()
@@ -217,7 +322,7 @@ def _evaluate(
     outs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
     for inputs, y in task.batches(shard, batch_size, shuffle_seed=None):
-        inputs = {k: v.to(device) for k, v in inputs.items()}
+        inputs = {k: v.to(device) for k, v in inputs.items() if k != "sample_weight"}
         outs.append(task.forward(model, inputs, train=False).float().cpu().numpy())
         ys.append(y.cpu().numpy())
     if not outs:

@@ -4,12 +4,14 @@ jobs/nightly.py over two drops in the loopback S3 endpoint, then again (a no-op)
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from raycluster import start_head, stop_head, submit
 from s3server import S3Server, make_bucket, upload_tree
+from secretscan import leaks_in_text, leaks_in_tree
 
 from raylabel import layout, storage
 from raylabel.demo_images import ImageDemoSpec, write_image_demo
@@ -61,5 +63,17 @@ def test_nightly_via_ray_job_submit(s3_server: S3Server, tmp_path: Path) -> None
         assert again == runs  # nothing relabeled
         listing = storage.list_dirs("s3://rl-nightly/out/runs/2026-11-27", opts)
         assert listing == [runs["2026-11-27"]]
+        # issue #8 item 11: no credential in the job logs, Ray's job metadata or its logs
+        jobs = subprocess.run(
+            [ray_bin, "job", "list", "--address", head.dashboard_url],
+            env=head.client_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert jobs.returncode == 0 and "jobs/nightly.py" in jobs.stdout, jobs.stderr[-2000:]
+        leaks = leaks_in_text(first + second + jobs.stdout, "job output / metadata")
+        leaks += leaks_in_tree(head.temp_dir / "session_latest" / "logs")
+        assert not leaks, leaks
     finally:
         stop_head(head)

@@ -1,0 +1,233 @@
+"""GPU labeling vs. its two ceilings: model-only and decode-only (one script, < 8 minutes).
+
+    python bench/gpu.py [--n 50000] [--arch resnet50] [--image-size 224] [--out DIR]
+    python bench/gpu.py --n 256 --arch small_cnn --image-size 64 --batch-size 64   # CPU smoke
+
+1. Writes N JPEG images (a pool of 512 distinct rendered shapes at 256 px, cycled) packed
+   in Parquet (``item_id``, ``bytes``).
+2. Model-only ceiling: the same architecture, bf16 autocast, channels_last, batch
+   ``--batch-size`` of synthetic uint8 tensors already on the GPU: items/s of the forward
+   pass alone (on CPU: float32, same batch).
+3. Decode-only ceiling: every CPU core decoding the Parquet's JPEGs to
+   ``--image-size`` with raylabel's own decoder (a process pool): items/s.
+4. raylabel: an (untrained, weights do not change the cost) model of that architecture
+   published the way ``train`` publishes one, then ``raylabel.label.label(cfg)`` with
+   ``infer.use_gpu`` when a GPU is present: items/s of the pipeline phase and end to end.
+
+Prints the three rates and raylabel / min(model-only, decode-only) against the target
+>= 0.8. Results go to ``--out/results/gpu.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+POOL = 512
+ROWS_PER_FILE = 10_000
+
+
+def write_drop(out: Path, n: int) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from raylabel.demo_images import DEFAULT_CLASSES, render_shape
+
+    drop = out / f"gpu-drop-{n}"
+    if drop.is_dir():
+        return drop
+    tmp = drop.with_name(drop.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    pool = []
+    for i in range(POOL):
+        rng = np.random.default_rng([7, i])
+        img = render_shape(DEFAULT_CLASSES[i % len(DEFAULT_CLASSES)], rng, 256, hard=False)
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=90)
+        pool.append(buf.getvalue())
+    for f, lo in enumerate(range(0, n, ROWS_PER_FILE)):
+        idx = range(lo, min(n, lo + ROWS_PER_FILE))
+        pq.write_table(
+            pa.table(
+                {
+                    "item_id": [f"img-{i:08d}" for i in idx],
+                    "bytes": pa.array([pool[i % POOL] for i in idx], pa.binary()),
+                }
+            ),
+            tmp / f"part-{f:04d}.parquet",
+            row_group_size=2_000,
+        )
+    tmp.rename(drop)
+    return drop
+
+
+def model_only(arch: str, size: int, batch: int, seconds: float) -> dict:
+    import torch
+
+    from raylabel.models import build_image_model
+
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    model = build_image_model(arch, 6).to(device).eval()
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    x = torch.randint(0, 255, (batch, 3, size, size), dtype=torch.uint8, device=device)
+    if cuda:
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def step() -> None:
+        with (
+            torch.inference_mode(),
+            torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda),
+        ):
+            model(x)
+
+    for _ in range(3):
+        step()
+    if cuda:
+        torch.cuda.synchronize()
+    t0, n = time.perf_counter(), 0
+    while time.perf_counter() - t0 < seconds:
+        step()
+        n += batch
+    if cuda:
+        torch.cuda.synchronize()
+    return {"items_per_s": n / (time.perf_counter() - t0), "device": device}
+
+
+def _decode_file(args: tuple[str, int]) -> int:
+    import pyarrow.parquet as pq
+
+    from raylabel.preprocess import decode_image
+
+    path, size = args
+    n = 0
+    for b in pq.read_table(path, columns=["bytes"]).column("bytes").to_pylist():
+        decode_image(b, size, 10**9)
+        n += 1
+    return n
+
+
+def decode_only(drop: Path, size: int) -> dict:
+    files = sorted(str(p) for p in drop.glob("*.parquet"))
+    cores = os.cpu_count() or 1
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(cores) as ex:
+        n = sum(ex.map(_decode_file, [(f, size) for f in files]))
+    return {"items_per_s": n / (time.perf_counter() - t0), "cores": cores}
+
+
+def publish(out: Path, arch: str, size: int) -> tuple[str, str]:
+    from raylabel import layout
+    from raylabel.models import ModelCard, build_image_model, save_model_dir
+    from raylabel.storage import StorageOptions
+
+    classes = ["circle", "cross", "hexagon", "square", "star", "triangle"]
+    root = out / f"gpu-output-{arch}-{size}"
+    version = layout.latest_model(str(root), StorageOptions())
+    if version:
+        return str(root), version
+    version = layout.new_id("m-")
+    card = ModelCard(
+        model_version=version,
+        arch=arch,
+        modality="image",
+        classes=classes,
+        preprocessing={"image_size": size},
+        thresholds={c: 0.9 for c in classes},
+        threshold_source={c: "class" for c in classes},
+        created_at=layout.utc_now().isoformat(),
+    )
+    staging = out / "gpu-staging" / version
+    save_model_dir(build_image_model(arch, len(classes)), card, staging)
+    layout.publish_model(staging, str(root), version, StorageOptions())
+    return str(root), version
+
+
+def raylabel_rate(drop: Path, root: str, version: str, args: argparse.Namespace) -> dict:
+    import ray
+    import torch
+
+    from raylabel.config import load_config
+    from raylabel.label import label
+
+    gpu = torch.cuda.is_available()
+    cfg = load_config(
+        [],
+        [
+            f"drop.path={drop}",
+            "drop.name=gpu-bench",
+            f"output.root={root}",
+            f"run.model_version={version}",
+            "run.force=true",
+            f"infer.use_gpu={str(gpu).lower()}",
+            f"infer.batch_size={args.batch_size}",
+        ],
+    )
+    t0 = time.time()
+    ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING)
+    try:
+        result = label(cfg)
+    finally:
+        ray.shutdown()
+    s = result.summary
+    return {
+        "items_per_s": s["throughput_items_per_s"],
+        "end_to_end_items_per_s": args.n / (time.time() - t0),
+        "pool": s["pool"],
+        "durations_s": s["durations_s"],
+        "gpu": gpu,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=50_000)
+    p.add_argument("--arch", default="resnet50")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--model-seconds", type=float, default=20.0)
+    p.add_argument("--out", type=Path, default=Path("raylabel-bench"))
+    args = p.parse_args(argv)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    drop = write_drop(out, args.n)
+    print(f"drop: {args.n:,} JPEGs in {time.time() - t0:.1f}s", flush=True)
+    m = model_only(args.arch, args.image_size, args.batch_size, args.model_seconds)
+    print(f"model-only ({m['device']}): {m['items_per_s']:,.0f} items/s", flush=True)
+    d = decode_only(drop, args.image_size)
+    print(f"decode-only ({d['cores']} cores): {d['items_per_s']:,.0f} items/s", flush=True)
+    root, version = publish(out, args.arch, args.image_size)
+    r = raylabel_rate(drop, root, version, args)
+    ceiling = min(m["items_per_s"], d["items_per_s"])
+    ratio = r["items_per_s"] / ceiling
+    print(
+        f"raylabel label ({'GPU' if r['gpu'] else 'CPU'}): {r['items_per_s']:,.0f} items/s "
+        f"(pipeline), {r['end_to_end_items_per_s']:,.0f} end to end; pool {r['pool']}"
+    )
+    verdict = "met" if ratio >= 0.8 else "NOT met"
+    print(f"raylabel / min(model-only, decode-only) = {ratio:.2f} (target >= 0.8: {verdict})")
+    res = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "model_only": m,
+        "decode_only": d,
+        "raylabel": r,
+        "ratio": ratio,
+    }
+    (out / "results").mkdir(exist_ok=True)
+    (out / "results" / "gpu.json").write_text(json.dumps(res, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
