@@ -165,17 +165,9 @@ class RnnTextTask:
         )
 
     def batches(self, shard: Any, bs: int, shuffle_seed: int | None) -> Any:
-        from raylabel.text import pad
-        from raylabel.train_loop import sample_weight
+        from raylabel.train_loop import text_batches
 
-        kwargs: dict[str, Any] = {}
-        if shuffle_seed is not None:
-            kwargs = {"local_shuffle_buffer_size": 4 * bs, "local_shuffle_seed": shuffle_seed}
-        for batch in shard.iter_batches(batch_size=bs, batch_format="numpy", **kwargs):
-            ids, mask = pad(list(batch["input_ids"]), self.pad_id)
-            y = torch.from_numpy(np.asarray(batch["label_index"], dtype=np.int64))
-            inputs = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
-            yield {**inputs, **sample_weight(batch)}, y  # pseudo-labels weigh less
+        return text_batches(shard, bs, shuffle_seed, self.pad_id)
 
     def forward(self, model: nn.Module, inputs: dict[str, torch.Tensor], train: bool) -> Any:
         del train

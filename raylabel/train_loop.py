@@ -101,6 +101,21 @@ class ImageTask:
         model.load_state_dict(load_file(str(ckpt / "model.safetensors")), strict=True)
 
 
+def text_batches(shard: Any, bs: int, shuffle_seed: int | None, pad_id: int) -> Any:
+    """Token-id batches padded to their own longest item, with loss weights when present;
+    shared by every text architecture so they train on identical batches."""
+    from raylabel.text import pad
+
+    kwargs: dict[str, Any] = {}
+    if shuffle_seed is not None:
+        kwargs = {"local_shuffle_buffer_size": 4 * bs, "local_shuffle_seed": shuffle_seed}
+    for batch in shard.iter_batches(batch_size=bs, batch_format="numpy", **kwargs):
+        ids, mask = pad(list(batch["input_ids"]), pad_id)
+        y = torch.from_numpy(np.asarray(batch["label_index"], dtype=np.int64))
+        inputs = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+        yield {**inputs, **sample_weight(batch)}, y  # pseudo-labels weigh less
+
+
 class TextTask:
     """Token-id batches padded per batch; a transformers sequence classifier."""
 
@@ -116,16 +131,7 @@ class TextTask:
             freeze_encoder(self.model)
 
     def batches(self, shard: Any, bs: int, shuffle_seed: int | None) -> Any:
-        from raylabel.text import pad
-
-        kwargs: dict[str, Any] = {}
-        if shuffle_seed is not None:
-            kwargs = {"local_shuffle_buffer_size": 4 * bs, "local_shuffle_seed": shuffle_seed}
-        for batch in shard.iter_batches(batch_size=bs, batch_format="numpy", **kwargs):
-            ids, mask = pad(list(batch["input_ids"]), self.pad_id)
-            y = torch.from_numpy(np.asarray(batch["label_index"], dtype=np.int64))
-            inputs = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
-            yield {**inputs, **sample_weight(batch)}, y
+        return text_batches(shard, bs, shuffle_seed, self.pad_id)
 
     def forward(self, model: nn.Module, inputs: dict[str, torch.Tensor], train: bool) -> Any:
         return model(**inputs).logits
