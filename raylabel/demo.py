@@ -43,6 +43,17 @@ IMAGE_DEMO_OVERRIDES = [
 ]
 
 
+# what every text demo shares, whatever the architecture
+_TEXT_DEMO_RUN = [
+    "train.num_workers=2",
+    "train.val_fraction=0.3",
+    "train.warmup_fraction=0.05",
+    "qc.target_precision=0.9",
+    "qc.min_support=20",
+    "review.size=200",
+    "drop.name=demo-text-drop",
+]
+
 TEXT_DEMO_OVERRIDES = [
     "modality=text",
     "model.arch=hf",
@@ -52,13 +63,7 @@ TEXT_DEMO_OVERRIDES = [
     "train.epochs=6",
     "train.batch_size=32",
     "train.lr=0.02",
-    "train.num_workers=2",
-    "train.val_fraction=0.3",
-    "train.warmup_fraction=0.05",
-    "qc.target_precision=0.9",
-    "qc.min_support=20",
-    "review.size=200",
-    "drop.name=demo-text-drop",
+    *_TEXT_DEMO_RUN,
 ]
 
 # model.arch=rnn: the same demo with nothing pretrained (tokenizer and weights from the seed)
@@ -72,13 +77,7 @@ TEXT_RNN_DEMO_OVERRIDES = [
     "train.batch_size=32",
     "train.lr=0.003",
     "train.weight_decay=0.01",
-    "train.num_workers=2",
-    "train.val_fraction=0.3",
-    "train.warmup_fraction=0.05",
-    "qc.target_precision=0.9",
-    "qc.min_support=20",
-    "review.size=200",
-    "drop.name=demo-text-drop",
+    *_TEXT_DEMO_RUN,
 ]
 
 
