@@ -49,6 +49,15 @@ def quiet_data_context(show_progress: bool = True) -> None:
     ctx.enable_operator_progress_bars = False
 
 
+def bound_actor_start(seconds: int) -> None:
+    """Fail an inference pool that cannot be placed within `seconds` instead of waiting
+    forever (a cluster that shrank after a lost node), so the label stage can replan the
+    pool for the cluster as it is; 0 keeps Ray Data's wait-forever default."""
+    from ray.data import DataContext
+
+    DataContext.get_current().wait_for_min_actors_s = seconds if seconds > 0 else -1
+
+
 def limit_object_store(megabytes: int) -> None:
     """Cap the object store Ray Data may fill, so memory stays flat however large the drop
     (without it, reads run ahead of a slow inference stage until the budget is full)."""

@@ -204,6 +204,8 @@ class InferConfig:
     object_store_mb: int = 768
     max_retries: int = 3
     decode_in_actor: str = "auto"
+    pipeline_attempts: int = 2
+    actor_start_timeout_s: int = 600
 
     def check(self) -> None:
         _at_least("infer.batch_size", self.batch_size, 1)
@@ -215,6 +217,8 @@ class InferConfig:
         _at_least("infer.max_pixels", self.max_pixels, 1)
         _at_least("infer.object_store_mb", self.object_store_mb, 0)
         _at_least("infer.max_retries", self.max_retries, -1)
+        _at_least("infer.pipeline_attempts", self.pipeline_attempts, 1)
+        _at_least("infer.actor_start_timeout_s", self.actor_start_timeout_s, 0)
 
 
 @dataclass

@@ -8,11 +8,13 @@ committed (`_SUCCESS`, then `LATEST`) only after the counts reconcile.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from raylabel import cluster, layout, sources, storage
+from raylabel.cluster_faults import cluster_fault
 from raylabel.config import Config
 from raylabel.inference import InferenceActor, ModelLoader
 from raylabel.io_errors import pipeline_failure
@@ -20,6 +22,8 @@ from raylabel.models import ModelCard
 from raylabel.preprocess import FetchDecode
 from raylabel.run_sink import RunSink, merge_stats
 from raylabel.schema import label_schema
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,6 +50,8 @@ class LabelResult:
             f"took {self.summary['durations_s']['total']:.1f}s "
             f"({self.summary['throughput_items_per_s']:.0f} items/s)",
         ]
+        for lost in self.summary.get("lost_attempts", []):
+            lines.append(f"attempt {lost['run_id']} lost ({lost['reason']}); relabeled")
         review = self.summary.get("review")
         if review:
             lines.append(
@@ -145,43 +151,33 @@ def label(cfg: Config) -> LabelResult:
         ):
             return LabelResult(drop, previous, prev.run_dir, skipped=True, summary=summary)
 
-    run_id = cfg.run.run_id or layout.new_id("r-")
-    run = layout.RunLayout(cfg.output.root, drop, run_id)
-    if storage.exists(run.run_dir, opts):
-        raise sources.InputError(f"run.run_id: {run.run_dir} already exists; runs are immutable")
-
     cluster.connect(cfg)
     cluster.quiet_data_context()
-    pool = plan_pool(cfg, cluster.shape(), decode_in_actor(cfg, plan))
-    sink = RunSink(
-        run=run,
-        opts=opts,
-        classes=card.classes,
-        bin_edges=list(cfg.review.bin_edges),
-        rows_per_file=cfg.output.rows_per_file,
-        schema=label_schema(card.modality),
-    )
-    t_pipeline = time.time()
     cluster.limit_object_store(cfg.infer.object_store_mb)
-    try:
-        _build_pipeline(cfg, plan, opts, run, card, pool).write_datasink(
-            sink,
-            ray_remote_args={"num_cpus": pool.write_cpus, "max_retries": cfg.infer.max_retries},
-        )
-    except Exception as exc:  # an object-store outage: one clean line, nothing committed
-        failure = pipeline_failure(exc, run.run_dir)
-        if failure is None:
-            raise
-        raise failure from None
+    cluster.bound_actor_start(cfg.infer.actor_start_timeout_s)
+    lost: list[dict[str, str]] = []
+    for attempt in range(1, cfg.infer.pipeline_attempts + 1):
+        run = _fresh_run(cfg, drop, attempt, opts)
+        t_pipeline = time.time()
+        try:
+            pool, stats = _write_run(cfg, plan, opts, run, card)
+            break
+        except ClusterFault as fault:
+            # the attempt's partial output stays under its own run id and never commits
+            storage.write_json(run.path("_FAILED"), {"reason": fault.reason}, opts)
+            lost.append({"run_id": run.run_id, "reason": fault.reason})
+            if attempt == cfg.infer.pipeline_attempts:
+                raise RuntimeError(
+                    f"drop {drop}: the cluster lost a node or worker in each of {attempt} "
+                    f"attempts (infer.pipeline_attempts); last: {fault.reason}; "
+                    "nothing committed"
+                ) from None
+            log.warning(
+                "run %s lost to a cluster fault (%s); relabeling the drop as a fresh run",
+                run.run_id,
+                fault.reason,
+            )
     t_written = time.time()
-    stats = merge_stats(sink.results)
-    counted = stats["labeled"] + stats["errors"]
-    if counted != plan.num_items:
-        storage.write_json(run.path("_FAILED"), {"reason": "count mismatch"}, opts)
-        raise RuntimeError(
-            f"run {run_id}: {plan.num_items} items in but {counted} rows out "
-            f"({stats['labeled']} labeled + {stats['errors']} errors); not committed"
-        )
     from raylabel import drift, report, review
 
     review_info = review.draw_review(cfg, run, card, stats, opts, plan=plan)
@@ -204,11 +200,77 @@ def label(cfg: Config) -> LabelResult:
     summary["throughput_items_per_s"] = plan.num_items / max(
         summary["durations_s"]["pipeline"], 1e-9
     )
+    summary["lost_attempts"] = lost
     summary["drift"] = drift.drift_block(cfg.drift, run, summary, opts)
     storage.write_json(run.path("summary.json"), summary, opts)
     storage.write_text(run.path("report.html"), report.render_html(summary), opts)
     layout.commit_run(run, opts, {"model_version": version, "items": plan.num_items})
-    return LabelResult(drop, run_id, run.run_dir, summary=summary)
+    return LabelResult(drop, run.run_id, run.run_dir, summary=summary)
+
+
+class ClusterFault(Exception):
+    """One pipeline attempt lost to the cluster (node, worker or object lost)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _fresh_run(
+    cfg: Config, drop: str, attempt: int, opts: storage.StorageOptions
+) -> layout.RunLayout:
+    """The run an attempt writes into: a new id each time, so a lost attempt's stragglers
+    can never land in the run that commits (an explicit run.run_id gets an -aN suffix)."""
+    if cfg.run.run_id:
+        run_id = cfg.run.run_id if attempt == 1 else f"{cfg.run.run_id}-a{attempt}"
+    else:
+        run_id = layout.new_id("r-")
+    run = layout.RunLayout(cfg.output.root, drop, run_id)
+    if storage.exists(run.run_dir, opts):
+        raise sources.InputError(f"run.run_id: {run.run_dir} already exists; runs are immutable")
+    return run
+
+
+def _write_run(
+    cfg: Config,
+    plan: sources.SourcePlan,
+    opts: storage.StorageOptions,
+    run: layout.RunLayout,
+    card: ModelCard,
+) -> tuple[PoolPlan, dict[str, Any]]:
+    """Run the pipeline into `run` and return the pool used and the merged statistics.
+    The pool is planned from the cluster as it is now: after a lost node it may be smaller."""
+    pool = plan_pool(cfg, cluster.shape(), decode_in_actor(cfg, plan))
+    sink = RunSink(
+        run=run,
+        opts=opts,
+        classes=card.classes,
+        bin_edges=list(cfg.review.bin_edges),
+        rows_per_file=cfg.output.rows_per_file,
+        schema=label_schema(card.modality),
+    )
+    try:
+        _build_pipeline(cfg, plan, opts, run, card, pool).write_datasink(
+            sink,
+            ray_remote_args={"num_cpus": pool.write_cpus, "max_retries": cfg.infer.max_retries},
+        )
+    except Exception as exc:
+        failure = pipeline_failure(exc, run.run_dir)  # an object-store outage: one clean line
+        if failure is not None:
+            raise failure from None
+        reason = cluster_fault(exc)
+        if reason is None:
+            raise
+        raise ClusterFault(reason) from exc
+    stats = merge_stats(sink.results)
+    counted = stats["labeled"] + stats["errors"]
+    if counted != plan.num_items:
+        storage.write_json(run.path("_FAILED"), {"reason": "count mismatch"}, opts)
+        raise RuntimeError(
+            f"run {run.run_id}: {plan.num_items} items in but {counted} rows out "
+            f"({stats['labeled']} labeled + {stats['errors']} errors); not committed"
+        )
+    return pool, stats
 
 
 def _build_pipeline(
