@@ -54,6 +54,13 @@ def truth_of(path: Path) -> dict[str, str]:
         return {r["item_id"]: r["label"] for r in csv.DictReader(fh) if r["label"]}
 
 
+def hard_of(path: Path) -> dict[str, bool]:
+    import csv
+
+    with path.open() as fh:
+        return {r["item_id"]: r.get("hard") == "1" for r in csv.DictReader(fh)}
+
+
 def train_model(x: np.ndarray, y: np.ndarray, n_cls: int, epochs: int, seed: int) -> object:
     """small_cnn from scratch: Adam, cosine LR, random flips / 90-degree turns."""
     import torch
@@ -184,6 +191,7 @@ def main() -> None:
     x_test = decode_dir([test.drop_dir / i for i in test_ids], args.size)
     y_test = np.array([classes.index(test_truth[i]) for i in test_ids])
     pool_truth = truth_of(data.truth_path)
+    pool_hard = hard_of(data.truth_path)
     t_data = time.time()
 
     seed_model = train_model(x_seed, y_seed, len(classes), args.epochs, seed=0)
@@ -227,6 +235,12 @@ def main() -> None:
         picks["random"][n] = sorted(rng.choice(all_ids, size=n, replace=False).tolist())
     t_pick = time.time()
     ray.shutdown()
+    predicted = dict(zip(labels["item_id"].to_pylist(), labels["label"].to_pylist(), strict=True))
+
+    def share(ids: list[str], flag: dict[str, bool]) -> float:
+        return float(np.mean([flag[i] for i in ids])) if ids else 0.0
+
+    wrong = {i: predicted[i] != pool_truth[i] for i in predicted}
 
     def with_items(ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         x = decode_dir([data.drop_dir / i for i in ids], args.size)
@@ -281,6 +295,17 @@ def main() -> None:
             f"{q.get('per_class')}; per-seed accuracies active {spread['active'][ns.index(n)]}, "
             f"random {spread['random'][ns.index(n)]}"
         )
+    print(
+        f"pool: {share(all_ids, pool_hard):.0%} hard/ambiguous, seed model wrong on "
+        f"{share(all_ids, wrong):.1%}"
+    )
+    print("| N | hard share: active / least-confident / random | model wrong on: same order |")
+    print("|---|---|---|")
+    for n in ns:
+        arms = ("active", "least_confident", "random")
+        hard = " / ".join(f"{share(picks[a][n], pool_hard):.2f}" for a in arms)
+        bad = " / ".join(f"{share(picks[a][n], wrong):.2f}" for a in arms)
+        print(f"| {n} | {hard} | {bad} |")
     print(
         f"timings s: data {t_data - t_start:.0f}, seed train {t_seed - t_data:.0f}, "
         f"label pool {t_label - t_seed:.0f}, pick {t_pick - t_label:.0f}, "

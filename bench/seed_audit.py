@@ -61,6 +61,51 @@ def _accuracy(model_dir: Path, drop_dir: Path, truth: Path, size: int) -> float:
     return ok / len(rows)
 
 
+def _capture_probabilities() -> dict[str, Any]:
+    """Keep the out-of-sample probabilities the audit hands to cleanlab, so every cleanlab
+    method can be scored on the same fold models side by side (bench-only instrumentation)."""
+    import raylabel.audit as audit_module
+
+    captured: dict[str, Any] = {}
+    inner = audit_module._confident_learning
+
+    def spy(cfg: Any, plan: Any, classes: list[str], probs: Any, oof_fold: Any) -> Any:
+        captured["probs"], captured["classes"] = probs, classes
+        captured["given"] = plan.listing.column("label").to_pylist()
+        captured["ids"] = plan.listing.column("item_id").to_pylist()
+        return inner(cfg, plan, classes, probs, oof_fold)
+
+    audit_module._confident_learning = spy
+    return captured
+
+
+def _compare_methods(captured: dict[str, Any], flipped: set[str]) -> dict:
+    """Recall and precision of each cleanlab filter on the same probabilities."""
+    import numpy as np
+    from cleanlab.filter import find_label_issues
+
+    from raylabel.config import AUDIT_METHODS
+
+    probs = np.asarray(captured["probs"], dtype=np.float64)
+    index = {c: i for i, c in enumerate(captured["classes"])}
+    y = np.array([index[g] for g in captured["given"]])
+    ok = ~np.isnan(probs).any(axis=1)
+    p = np.clip(probs[ok], 1e-12, None)
+    p /= p.sum(axis=1, keepdims=True)
+    ok_ids = [i for i, keep in zip(captured["ids"], ok, strict=True) if keep]
+    out = {}
+    for method in AUDIT_METHODS:
+        flags = find_label_issues(y[ok], p, filter_by=method, n_jobs=1)
+        found = {i for i, f in zip(ok_ids, flags, strict=True) if f}
+        hit = len(found & flipped)
+        out[method] = {
+            "flagged": len(found),
+            "recall": round(hit / max(len(flipped), 1), 3),
+            "precision": round(hit / max(len(found), 1), 3),
+        }
+    return out
+
+
 def main() -> None:
     import ray
 
@@ -106,6 +151,7 @@ def main() -> None:
         "audit.reuse=true",
         "qc.min_support=5",
     ]
+    captured = _capture_probabilities()
     t0 = time.time()
     res = audit(load_config([], [*base, "audit.reuse=false"]))
     t_audit = time.time() - t0
@@ -128,6 +174,7 @@ def main() -> None:
     ids, ranks = ranked["item_id"].to_pylist(), ranked["rank"].to_pylist()
     top = {i for i, r in zip(ids, ranks, strict=True) if r <= len(flipped)}
     figures["flips_in_top_planted"] = len(top & flipped)
+    figures["methods"] = _compare_methods(captured, flipped)
     accs: dict[str, float] = {}
     for name, extra in (
         ("all_items", []),
@@ -154,6 +201,11 @@ def main() -> None:
         f"recall {recall:.3f}, precision {precision:.3f}; held-out accuracy "
         f"{accs['all_items']:.4f} (all) vs {accs['without_flagged']:.4f} (without flagged)"
     )
+    for method, m in figures["methods"].items():
+        print(
+            f"  {method:<22} flagged {m['flagged']:>4}  recall {m['recall']:.3f}  "
+            f"precision {m['precision']:.3f}"
+        )
     print(
         f"audit report: {res.audit_dir}/report.html; "
         f"with truth: {root}/audit_report_with_truth.html"

@@ -172,6 +172,7 @@ class TrainConfig:
     max_failures: int = 0
     checkpoint_every: int = 1
     cache_decoded: bool = True
+    worker_cache_mb: int = 1024
     use_feedback: bool = True
     audit_seed: bool = False
     exclude_label_issues: bool = False
@@ -187,6 +188,7 @@ class TrainConfig:
         _in_range("train.val_fraction", self.val_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
         _at_least("train.max_failures", self.max_failures, 0)
         _at_least("train.checkpoint_every", self.checkpoint_every, 1)
+        _at_least("train.worker_cache_mb", self.worker_cache_mb, 0)
         _one_of("train.augment", self.augment, AUGMENTATIONS)
         _in_range("train.warmup_fraction", self.warmup_fraction, 0.0, 1.0, hi_open=True)
         self.pseudo_labels.check()

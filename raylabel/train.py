@@ -331,6 +331,7 @@ def _fit(
         "n_val": n_val,
         "checkpoint_every": t.checkpoint_every,
         "sample_weights": weighted,
+        "worker_cache_mb": t.worker_cache_mb,
     }
     if storage.is_remote(cfg.output.root):
         fs, base = storage.resolve(

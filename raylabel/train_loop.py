@@ -60,6 +60,48 @@ def _all_sum(values: list[float]) -> list[float]:
     return t.tolist()
 
 
+class ShardCache:
+    """A worker's decoded shard, kept in memory after its first full pass when it fits.
+
+    Seed sets are small next to drops, and on CPU the per-epoch walk through Ray Data
+    (split coordinator, block fetches, batch formatting, local shuffle) costs as much as the
+    small model's steps; later epochs reshuffle the kept tensors locally instead. The
+    shard's size and so the step count per epoch stay what the first pass delivered."""
+
+    def __init__(self, cap_bytes: int) -> None:
+        self.cap_bytes = cap_bytes
+        self.parts: list[tuple[dict[str, torch.Tensor], torch.Tensor]] = []
+        self.nbytes = 0
+        self.full: tuple[dict[str, torch.Tensor], torch.Tensor] | None = None
+
+    def record(self, inputs: dict[str, torch.Tensor], y: torch.Tensor) -> None:
+        if self.nbytes > self.cap_bytes:
+            return
+        self.nbytes += sum(t.numel() * t.element_size() for t in inputs.values())
+        self.parts.append((inputs, y))
+        if self.nbytes > self.cap_bytes:
+            self.parts.clear()  # too big to keep: this shard streams every epoch
+
+    def seal(self) -> None:
+        if self.parts and self.nbytes <= self.cap_bytes:
+            keys = self.parts[0][0].keys()
+            inputs = {k: torch.cat([p[0][k] for p in self.parts]) for k in keys}
+            self.full = (inputs, torch.cat([p[1] for p in self.parts]))
+        self.parts.clear()
+
+    def batches(self, bs: int, shuffle_seed: int | None) -> Any:
+        assert self.full is not None
+        inputs, y = self.full
+        n = len(y)
+        if shuffle_seed is None:
+            order = torch.arange(n)
+        else:
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(shuffle_seed))
+        for start in range(0, n, bs):
+            idx = order[start : start + bs]
+            yield {k: v[idx] for k, v in inputs.items()}, y[idx]
+
+
 class ImageTask:
     """Image batches: uint8 pixels, augmented on the fly."""
 
@@ -75,13 +117,27 @@ class ImageTask:
             skipped = load_pretrained_backbone(self.model, load_file(config["pretrained"]))
             if rank == 0:
                 print(f"[raylabel] pretrained weights loaded; re-initialised: {skipped}")
+        self.cache_bytes = int(config.get("worker_cache_mb", 0)) * 2**20
+        self.caches: dict[int, ShardCache] = {}
 
     def batches(self, shard: Any, bs: int, shuffle_seed: int | None) -> Any:
+        cache = self.caches.get(id(shard))
+        if cache is not None and cache.full is not None:
+            yield from cache.batches(bs, shuffle_seed)
+            return
+        cache = ShardCache(self.cache_bytes) if self.cache_bytes > 0 else None
         kwargs = {}
         if shuffle_seed is not None:
             kwargs = {"local_shuffle_buffer_size": 4 * bs, "local_shuffle_seed": shuffle_seed}
         for batch in shard.iter_torch_batches(batch_size=bs, **kwargs):
-            yield {"x": batch["pixels"], **sample_weight(batch)}, batch["label_index"].long()
+            inputs = {"x": batch["pixels"], **sample_weight(batch)}
+            y = batch["label_index"].long()
+            if cache is not None:
+                cache.record(inputs, y)
+            yield inputs, y
+        if cache is not None:  # reached only when the pass was complete
+            cache.seal()
+            self.caches[id(shard)] = cache
 
     def forward(self, model: nn.Module, inputs: dict[str, torch.Tensor], train: bool) -> Any:
         x = inputs["x"]
