@@ -35,7 +35,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=0.004)
-    p.add_argument("--method", default="prune_by_noise_rate")
+    p.add_argument("--method", default="low_self_confidence")
     p.add_argument("--augment", default="flip_rot90")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-cpus", type=int, default=2)

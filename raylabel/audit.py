@@ -201,16 +201,13 @@ def _fold_datasets(
     the driver) before any fold task starts: a fold task then only reads blocks, so k tasks
     holding every CPU cannot starve the decode tasks they would otherwise wait for.
     """
-    import ray.data
-
-    from raylabel.train import DECODE_CPUS, SEED_BLOCK_ROWS, _select_parquet_rows, preprocessor
+    from raylabel.train import DECODE_CPUS, preprocessor, seed_rows_dataset
 
     listing = plan.listing
     assert listing is not None
     index = {c: i for i, c in enumerate(classes)}
     ids = listing.column("item_id").to_pylist()
     row_of = {i: r for r, i in enumerate(ids)}
-    label_index = pa.array([index[v] for v in listing.column("label").to_pylist()], pa.int32())
     decode = preprocessor(cfg, opts, cfg.model.pretrained or "")
     feature = "input_ids" if cfg.modality == "text" else "pixels"
     rng = np.random.default_rng(cfg.train.seed)
@@ -218,28 +215,7 @@ def _fold_datasets(
     for f in range(cfg.audit.folds):
         rows = np.flatnonzero(folds == f)
         rows = rows[rng.permutation(len(rows))]
-        if plan.kind == "parquet":
-            fs, _ = storage.resolve(plan.uri, opts)
-            paths = [storage.resolve(p, opts)[1] for p in plan.parquet_files or []]
-            ds = ray.data.read_parquet(paths, filesystem=fs).select_columns(
-                ["item_id", plan.payload_column, cfg.seed.label_column]
-            )
-            ds = ds.map_batches(
-                _select_parquet_rows,
-                fn_kwargs={
-                    "keep": {ids[r] for r in rows},
-                    "index": index,
-                    "payload": plan.payload_column,
-                    "label_column": cfg.seed.label_column,
-                    "inline": plan.inline_column,
-                },
-                batch_format="pyarrow",
-            )
-        else:
-            keep = ["item_id", "uri"] + (["text"] if "text" in listing.column_names else [])
-            table = listing.select(keep).append_column("label_index", label_index)
-            ds = sources.listing_dataset(table.take(pa.array(rows)), SEED_BLOCK_ROWS)
-        ds = ds.map_batches(decode, batch_format="pyarrow", batch_size=128, num_cpus=DECODE_CPUS)
+        ds = seed_rows_dataset(cfg, plan, opts, rows, index, decode)
         ds = ds.map_batches(
             _keep_rows,
             fn_kwargs={"feature": feature, "row_of": row_of},

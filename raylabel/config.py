@@ -355,7 +355,7 @@ class AuditConfig:
 
     folds: int = 5
     epochs: int = 0
-    method: str = "prune_by_noise_rate"
+    method: str = "low_self_confidence"
     rank_by: str = "self_confidence"
     cpus_per_fold: float = 1.0
     gpus_per_fold: float = 0.0

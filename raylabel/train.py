@@ -179,15 +179,12 @@ def _seed_datasets(
     chosen: pseudo.PseudoSelection | None = None,
     tokenizer_json: str | None = None,
 ) -> tuple[Any, Any, int, int]:
-    import ray.data
-
     listing = plan.listing
     assert listing is not None
     ids = listing.column("item_id").to_pylist()
     labels = listing.column("label").to_pylist()
     is_val = stratified_split(ids, labels, cfg.train.val_fraction, cfg.train.seed)
     index = {c: i for i, c in enumerate(classes)}
-    label_index = pa.array([index[v] for v in labels], pa.int32())
     rng = np.random.default_rng(cfg.train.seed)
     decode = preprocessor(cfg, opts, cfg.model.pretrained or "", tokenizer_json)
     feature = "input_ids" if cfg.modality == "text" else "pixels"
@@ -195,33 +192,7 @@ def _seed_datasets(
     def build(mask: np.ndarray, extra: pa.Table | None = None) -> Any:
         rows = np.flatnonzero(mask)
         rows = rows[rng.permutation(len(rows))]  # mix classes across blocks
-        if plan.kind == "parquet":
-            fs, _ = storage.resolve(plan.uri, opts)
-            paths = [storage.resolve(f, opts)[1] for f in plan.parquet_files or []]
-            keep = set(listing.column("item_id").take(pa.array(rows)).to_pylist())
-            ds = ray.data.read_parquet(paths, filesystem=fs).select_columns(
-                ["item_id", plan.payload_column, cfg.seed.label_column]
-            )
-            ds = ds.map_batches(
-                _select_parquet_rows,
-                fn_kwargs={
-                    "keep": keep,
-                    "index": index,
-                    "payload": plan.payload_column,
-                    "label_column": cfg.seed.label_column,
-                    "inline": plan.inline_column,
-                },
-                batch_format="pyarrow",
-            )
-        else:
-            keep_cols = ["item_id", "uri"] + (["text"] if "text" in listing.column_names else [])
-            table = listing.select(keep_cols).append_column("label_index", label_index)
-            table = table.take(pa.array(rows))
-            if extra is not None and extra.num_rows:  # pseudo-labels: training split only
-                weight = cfg.train.pseudo_labels.weight
-                table = pseudo.training_rows(table, extra, index, weight, rng)
-            ds = sources.listing_dataset(table, SEED_BLOCK_ROWS)
-        ds = ds.map_batches(decode, batch_format="pyarrow", batch_size=128, num_cpus=DECODE_CPUS)
+        ds = seed_rows_dataset(cfg, plan, opts, rows, index, decode, extra, rng)
         ds = ds.map_batches(
             _keep_decoded,
             fn_kwargs={"feature": feature},
@@ -235,6 +206,53 @@ def _seed_datasets(
     n_extra = extra.num_rows if extra is not None else 0
     train_ds = build(~is_val, extra)
     return train_ds, build(is_val), int((~is_val).sum()) + n_extra, int(is_val.sum())
+
+
+def seed_rows_dataset(
+    cfg: Config,
+    plan: sources.SourcePlan,
+    opts: storage.StorageOptions,
+    rows: np.ndarray,
+    index: dict[str, int],
+    decode: Any,
+    extra: pa.Table | None = None,
+    rng: np.random.Generator | None = None,
+) -> Any:
+    """The seed listing's `rows` (in that order) as a decoded Ray dataset, read from a packed
+    Parquet seed or fetched by URI; `extra` pseudo-labeled rows join a listing seed. Shared
+    by training (train/val split) and the seed audit (one dataset per fold)."""
+    import ray.data
+
+    listing = plan.listing
+    assert listing is not None
+    if plan.kind == "parquet":
+        fs, _ = storage.resolve(plan.uri, opts)
+        paths = [storage.resolve(f, opts)[1] for f in plan.parquet_files or []]
+        keep = set(listing.column("item_id").take(pa.array(rows)).to_pylist())
+        ds = ray.data.read_parquet(paths, filesystem=fs).select_columns(
+            ["item_id", plan.payload_column, cfg.seed.label_column]
+        )
+        ds = ds.map_batches(
+            _select_parquet_rows,
+            fn_kwargs={
+                "keep": keep,
+                "index": index,
+                "payload": plan.payload_column,
+                "label_column": cfg.seed.label_column,
+                "inline": plan.inline_column,
+            },
+            batch_format="pyarrow",
+        )
+    else:
+        label_index = pa.array([index[v] for v in listing.column("label").to_pylist()], pa.int32())
+        keep_cols = ["item_id", "uri"] + (["text"] if "text" in listing.column_names else [])
+        table = listing.select(keep_cols).append_column("label_index", label_index)
+        table = table.take(pa.array(rows))
+        if extra is not None and extra.num_rows:  # pseudo-labels: training split only
+            assert rng is not None
+            table = pseudo.training_rows(table, extra, index, cfg.train.pseudo_labels.weight, rng)
+        ds = sources.listing_dataset(table, SEED_BLOCK_ROWS)
+    return ds.map_batches(decode, batch_format="pyarrow", batch_size=128, num_cpus=DECODE_CPUS)
 
 
 def preprocessor(
