@@ -1,0 +1,54 @@
+"""Smoke runs of the training and GPU benchmark scripts: they run, they print their tables, they
+don't judge. The benchmarks start their own Ray instances in subprocesses, separate from
+the session cluster of conftest.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from benchutil import bench_cache, run_bench
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return bench_cache(tmp_path_factory.mktemp("bench"))
+
+
+def test_train_throughput_bench_smoke(cache: Path) -> None:
+    out = run_bench(
+        "train_throughput.py",
+        "--per-class",
+        "12",
+        "--epochs",
+        "2",
+        "--only",
+        "S,R",
+        "--out",
+        str(cache),
+    )
+    assert "== training throughput ==" in out
+    assert "R/S samples/s = " in out
+
+
+def test_gpu_bench_runs_on_cpu(cache: Path) -> None:
+    out = run_bench(
+        "gpu.py",
+        "--n",
+        "96",
+        "--arch",
+        "small_cnn",
+        "--image-size",
+        "48",
+        "--batch-size",
+        "32",
+        "--model-seconds",
+        "0.5",
+        "--out",
+        str(cache),
+    )
+    assert "model-only (cpu)" in out and "decode-only" in out
+    assert "raylabel / min(model-only, decode-only) = " in out
