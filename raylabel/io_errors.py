@@ -55,10 +55,13 @@ def pipeline_failure(exc: BaseException, run_uri: str) -> StorageUnavailable | N
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     text = str(exc)
-    for line in text.splitlines():
-        _, sep, rest = line.partition("StorageUnavailable: ")
-        if sep:
-            return StorageUnavailable(rest)
+    for marker in ("StorageUnavailable: ", "StorageError: "):
+        # a StorageError here was raised where no item owns it (an inference actor loading
+        # the model while the store is down): the run fails with that line, not Ray's trace
+        for line in text.splitlines():
+            _, sep, rest = line.partition(marker)
+            if sep and rest.strip():
+                return StorageUnavailable(rest.strip())
     match = _AWS_ERROR.search(" ".join(text.split()))
     if match is None or match.group(1) in ITEM_CODES:
         return None

@@ -19,6 +19,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from s3server import S3Server, s3_env, start_s3_server, stop_s3_server
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with slow tests first (stable otherwise): pytest-xdist hands out whole files
+    in collection order, so the long ones start early instead of leaving one worker
+    running the alphabetically last heavy file while the other sits idle."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     server = start_s3_server()

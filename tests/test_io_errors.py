@@ -74,3 +74,20 @@ def test_connect_timeout_reaches_the_s3_client() -> None:
     _s3_filesystem(StorageOptions(endpoint_url="http://127.0.0.1:9", connect_timeout_s=0.5), "b")
     with pytest.raises(ValueError, match=r"storage\.connect_timeout_s"):
         StorageOptions(connect_timeout_s=0)
+
+
+def test_model_load_failure_in_an_actor_becomes_one_line() -> None:
+    """The store dying while inference actors load the model: Ray raises ActorDiedError
+    with the constructor's traceback in its text; the run fails with the storage line."""
+    trace = (
+        "The actor died because of an error raised in its creation task, "
+        "ray::MapWorker(MapBatches(InferenceActor)).__init__() (pid=1)\n"
+        '  File "raylabel/storage.py", line 426, in _read\n'
+        "raylabel.storage.StorageError: read failed for s3://b/models/m-1/model.safetensors: "
+        "cannot reach S3 endpoint (curlCode: 7, Could not connect to server)\n"
+    )
+    failure = pipeline_failure(RuntimeError(trace), "s3://b/runs/d/r-1")
+    assert failure is not None
+    line = str(failure)
+    assert "\n" not in line
+    assert line.startswith("read failed for s3://b/models/m-1/model.safetensors: cannot reach")
