@@ -11,7 +11,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
-def bench_cache(out: Path) -> Path:
+def prepare_bench_cache(out: Path) -> Path:
     """A bench cache that already holds a published model where the benchmarks look for
     one, so the smoke runs skip training (training throughput has its own smoke run)."""
     from modelutil import publish_random_model

@@ -27,6 +27,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path not in slow_files)
 
 
+@pytest.fixture(scope="module")
+def bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bench cache holding a published model, for the benchmark smoke tests."""
+    from benchutil import prepare_bench_cache
+
+    return prepare_bench_cache(tmp_path_factory.mktemp("bench"))
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     server = start_s3_server()

@@ -8,17 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from benchutil import bench_cache, run_bench
+from benchutil import run_bench
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return bench_cache(tmp_path_factory.mktemp("bench"))
-
-
-def test_train_throughput_bench_smoke(cache: Path) -> None:
+def test_train_throughput_bench_smoke(bench_cache: Path) -> None:
     out = run_bench(
         "train_throughput.py",
         "--per-class",
@@ -28,13 +23,13 @@ def test_train_throughput_bench_smoke(cache: Path) -> None:
         "--only",
         "S,R",
         "--out",
-        str(cache),
+        str(bench_cache),
     )
     assert "== training throughput ==" in out
     assert "R/S samples/s = " in out
 
 
-def test_gpu_bench_runs_on_cpu(cache: Path) -> None:
+def test_gpu_bench_runs_on_cpu(bench_cache: Path) -> None:
     out = run_bench(
         "gpu.py",
         "--n",
@@ -48,7 +43,7 @@ def test_gpu_bench_runs_on_cpu(cache: Path) -> None:
         "--model-seconds",
         "0.5",
         "--out",
-        str(cache),
+        str(bench_cache),
     )
     assert "model-only (cpu)" in out and "decode-only" in out
     assert "raylabel / min(model-only, decode-only) = " in out
