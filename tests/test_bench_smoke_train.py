@@ -19,7 +19,7 @@ def test_train_throughput_bench_smoke(bench_cache: Path) -> None:
         "--per-class",
         "12",
         "--epochs",
-        "2",
+        "1",
         "--only",
         "S,R",
         "--out",
