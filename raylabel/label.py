@@ -151,13 +151,15 @@ def label(cfg: Config) -> LabelResult:
         ):
             return LabelResult(drop, previous, prev.run_dir, skipped=True, summary=summary)
 
+    run = _fresh_run(cfg, drop, 1, opts)  # an existing run.run_id stops before any Ray work
     cluster.connect(cfg)
     cluster.quiet_data_context()
     cluster.limit_object_store(cfg.infer.object_store_mb)
     cluster.bound_actor_start(cfg.infer.actor_start_timeout_s)
     lost: list[dict[str, str]] = []
     for attempt in range(1, cfg.infer.pipeline_attempts + 1):
-        run = _fresh_run(cfg, drop, attempt, opts)
+        if attempt > 1:
+            run = _fresh_run(cfg, drop, attempt, opts)
         t_pipeline = time.time()
         try:
             pool, stats = _write_run(cfg, plan, opts, run, card)
