@@ -140,6 +140,7 @@ def main() -> None:
         f"output.root={root / 'out'}",
         f"model.image_size={a.image_size}",
         f"train.epochs={a.epochs}",
+        "train.min_steps=0",
         f"train.batch_size={a.batch_size}",
         f"train.lr={a.lr}",
         f"train.seed={a.seed}",

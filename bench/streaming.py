@@ -65,6 +65,8 @@ TRAIN_OVERRIDES = [
     "train.batch_size=64",
     "train.num_workers=1",
     "train.val_fraction=0.3",
+    "train.calibration=holdout",  # a model to label with; labeling is measured
+    "train.min_steps=0",
     "qc.min_support=10",
 ]
 

@@ -64,6 +64,8 @@ def overrides(seed: Path, out: Path, args: argparse.Namespace) -> list[str]:
         f"train.num_workers={args.workers}",
         "train.augment=none",
         "train.val_fraction=0.2",
+        "train.calibration=holdout",  # the bare loop trains one model on the same split
+        "train.min_steps=0",
         "qc.min_support=10",
     ]
 

@@ -13,7 +13,6 @@ audit of the same seed and settings); `train.audit_seed=true` records the audit 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import time
 from dataclasses import dataclass, field
@@ -23,8 +22,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from raylabel import __version__, cluster, layout, sources, storage
+from raylabel import __version__, cluster, folds, layout, sources, storage
 from raylabel.config import Config, ConfigError
+from raylabel.folds import fold_assignment
 from raylabel.sources import InputError, SourcePlan
 from raylabel.storage import StorageOptions
 
@@ -91,25 +91,6 @@ def audit_dir(cfg: Config, fingerprint: str) -> str:
     return storage.join(cfg.output.root, "audit", fingerprint)
 
 
-def fold_assignment(item_ids: list[str], labels: list[str], folds: int, seed: int) -> np.ndarray:
-    """Stratified, deterministic folds: in each class, ids in hash order dealt round-robin."""
-    keys = np.array([_hash64(f"{seed}\x1faudit\x1f{i}") for i in item_ids], dtype=np.uint64)
-    labs = np.asarray(labels, dtype=object)
-    out = np.zeros(len(item_ids), dtype=np.int32)
-    offset = 0
-    for cls in sorted(set(labels)):
-        idx = np.flatnonzero(labs == cls)
-        order = idx[np.argsort(keys[idx], kind="stable")]
-        # rotate the start per class so small classes do not all pile into fold 0
-        out[order] = (np.arange(len(order)) + offset) % folds
-        offset += len(order)
-    return out
-
-
-def _hash64(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
-
-
 def settings(cfg: Config) -> dict[str, Any]:
     """Everything the audit's answer depends on besides the seed itself (reuse key)."""
     a, t, m = cfg.audit, cfg.train, cfg.model
@@ -129,6 +110,7 @@ def settings(cfg: Config) -> dict[str, Any]:
         "weight_decay": t.weight_decay,
         "warmup_fraction": t.warmup_fraction,
         "augment": t.augment,
+        "min_steps": t.min_steps,
         "seed": t.seed,
     }
 
@@ -159,11 +141,11 @@ def audit(cfg: Config) -> AuditResult:
         )
     ids = listing.column("item_id").to_pylist()
     labels = listing.column("label").to_pylist()
-    folds = fold_assignment(ids, labels, cfg.audit.folds, cfg.train.seed)
+    assignment = fold_assignment(ids, labels, cfg.audit.folds, cfg.train.seed)
     cluster.connect(cfg)
     cluster.quiet_data_context(show_progress=False)
-    fold_ds = _fold_datasets(cfg, plan, classes, folds, opts)
-    probs, oof_fold = _out_of_sample(cfg, plan, classes, fold_ds, folds)
+    fold_ds = folds.fold_datasets(cfg, plan, classes, assignment, opts, cfg.audit.folds)
+    probs, oof_fold = _out_of_sample(cfg, classes, fold_ds, len(ids))
     table, summary = _confident_learning(cfg, plan, classes, probs, oof_fold)
     summary["duration_s"] = round(time.time() - started, 2)
     _publish(out, table, summary, opts)
@@ -192,106 +174,26 @@ def _flagged(table: pa.Table) -> list[str]:
     return table.filter(mask).column("item_id").to_pylist()
 
 
-def _fold_datasets(
-    cfg: Config, plan: SourcePlan, classes: list[str], folds: np.ndarray, opts: StorageOptions
-) -> list[Any]:
-    """One decoded, materialized dataset per fold (row, features, label_index).
-
-    Materialized on the driver's side of the cluster (blocks in the object store, never on
-    the driver) before any fold task starts: a fold task then only reads blocks, so k tasks
-    holding every CPU cannot starve the decode tasks they would otherwise wait for.
-    """
-    from raylabel.train import DECODE_CPUS, preprocessor, seed_rows_dataset
-
-    listing = plan.listing
-    assert listing is not None
-    index = {c: i for i, c in enumerate(classes)}
-    ids = listing.column("item_id").to_pylist()
-    row_of = {i: r for r, i in enumerate(ids)}
-    decode = preprocessor(cfg, opts, cfg.model.pretrained or "")
-    feature = "input_ids" if cfg.modality == "text" else "pixels"
-    rng = np.random.default_rng(cfg.train.seed)
-    out = []
-    for f in range(cfg.audit.folds):
-        rows = np.flatnonzero(folds == f)
-        rows = rows[rng.permutation(len(rows))]
-        ds = seed_rows_dataset(cfg, plan, opts, rows, index, decode)
-        ds = ds.map_batches(
-            _keep_rows,
-            fn_kwargs={"feature": feature, "row_of": row_of},
-            batch_format="pyarrow",
-            num_cpus=DECODE_CPUS,
-        )
-        out.append(ds.materialize())
-    return out
-
-
-def _keep_rows(batch: pa.Table, feature: str, row_of: dict[str, int]) -> pa.Table:
-    """Decoded items only, keyed by their row in the seed listing (numeric: torch-friendly)."""
-    import pyarrow.compute as pc
-
-    ok = batch.filter(pc.is_null(batch.column("error")))
-    rows = pa.array([row_of[str(i)] for i in ok.column("item_id").to_pylist()], pa.int64())
-    return pa.table({"row": rows, feature: ok.column(feature), "label_index": ok["label_index"]})
-
-
 def _out_of_sample(
-    cfg: Config, plan: SourcePlan, classes: list[str], fold_ds: list[Any], folds: np.ndarray
+    cfg: Config, classes: list[str], fold_ds: list[Any], n_rows: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """k fold tasks in parallel; returns (n_items x classes) probs (NaN = unreadable), fold."""
-    import ray
+    from raylabel.calibrate import softmax
 
-    from raylabel.audit_fold import fit_fold
-
-    shape = cluster.shape()
     a, t = cfg.audit, cfg.train
-    cpus = min(a.cpus_per_fold, max(0.1, shape.cpus))
-    config = _fold_config(cfg, classes, threads=max(1, round(cpus)))
-    remote = ray.remote(fit_fold).options(
-        num_cpus=cpus, num_gpus=a.gpus_per_fold, max_retries=t.max_failures
+    cpus, threads = folds.fold_cpus(a.cpus_per_fold)
+    image_backbone = cfg.modality == "image" and cfg.model.pretrained
+    pretrained = _stage_pretrained(cfg) if image_backbone else None
+    config = folds.loop_config(
+        cfg, classes, threads, a.epochs or t.epochs, pretrained, use_gpu=a.gpus_per_fold > 0
     )
-    refs = []
-    for f in range(a.folds):
-        others = [fold_ds[g] for g in range(a.folds) if g != f]
-        train_ds = others[0].union(*others[1:]).materialize() if len(others) > 1 else others[0]
-        n_train = int(sum(d.count() for d in others))
-        refs.append(remote.remote({**config, "n_train": max(1, n_train)}, f, train_ds, fold_ds[f]))
-    probs = np.full((len(folds), len(classes)), np.nan)
-    oof_fold = np.full(len(folds), -1, dtype=np.int32)
-    for res in ray.get(refs):
-        if len(res["rows"]):
-            probs[res["rows"]] = res["probs"]
-            oof_fold[res["rows"]] = res["fold"]
-    return probs, oof_fold
-
-
-def _fold_config(cfg: Config, classes: list[str], threads: int) -> dict[str, Any]:
-    """The adapters' config, as `train._fit` builds it for the real training."""
-    t = cfg.train
-    pretrained = None
-    if cfg.modality == "image" and cfg.model.pretrained:
-        # a driver-local copy, exactly as `train._fit` hands it to its workers
-        pretrained = _stage_pretrained(cfg)
-    return {
-        "arch": cfg.model.arch,
-        "num_classes": len(classes),
-        "dropout": cfg.model.dropout,
-        "epochs": cfg.audit.epochs or t.epochs,
-        "batch_size": t.batch_size,
-        "lr": t.lr,
-        "weight_decay": t.weight_decay,
-        "seed": t.seed,
-        "augment": t.augment,
-        "warmup_fraction": t.warmup_fraction,
-        "threads": threads,
-        "modality": cfg.modality,
-        "classes": classes,
-        "freeze_encoder": cfg.model.freeze_encoder,
-        "pretrained": pretrained,
-        "pretrained_uri": cfg.model.pretrained if cfg.modality == "text" else None,
-        "storage": sources.storage_options(cfg),
-        "use_gpu": cfg.audit.gpus_per_fold > 0,
-    }
+    oof = folds.out_of_fold(
+        fold_ds, n_rows, len(classes), config, cpus, a.gpus_per_fold, t.max_failures
+    )
+    probs = np.full_like(oof.logits, np.nan)
+    ok = oof.readable
+    probs[ok] = softmax(oof.logits[ok])
+    return probs, oof.fold
 
 
 def _stage_pretrained(cfg: Config) -> str:

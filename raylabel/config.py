@@ -24,7 +24,9 @@ DEFAULT_TEXT_ARCH = "hf"
 INPUT_FORMATS = ("auto", "folder", "manifest", "parquet")
 ALLOCATIONS = ("proportional", "equal", "error_weighted")
 UNCERTAIN_STRATEGIES = ("margin_kcenter", "least_confident")
-AUGMENTATIONS = ("none", "flip", "flip_rot90")
+AUGMENTATIONS = ("none", "flip", "flip_rot90", "flip_affine", "flip_rot90_affine")
+CALIBRATIONS = ("crossfit", "holdout")
+QC_BOUNDS = ("clopper_pearson", "wilson", "point")
 AUDIT_METHODS = (
     "prune_by_noise_rate",
     "prune_by_class",
@@ -166,6 +168,10 @@ class TrainConfig:
     use_gpu: bool = False
     cpus_per_worker: float = 1.0
     val_fraction: float = 0.2
+    calibration: str = "crossfit"
+    calibration_folds: int = 5
+    keep_fold_models: bool = True
+    min_steps: int = 300
     seed: int = 0
     augment: str = "flip"
     warmup_fraction: float = 0.1
@@ -186,6 +192,9 @@ class TrainConfig:
         _at_least("train.num_workers", self.num_workers, 1)
         _positive("train.cpus_per_worker", self.cpus_per_worker)
         _in_range("train.val_fraction", self.val_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
+        _one_of("train.calibration", self.calibration, CALIBRATIONS)
+        _at_least("train.calibration_folds", self.calibration_folds, 2)
+        _at_least("train.min_steps", self.min_steps, 0)
         _at_least("train.max_failures", self.max_failures, 0)
         _at_least("train.checkpoint_every", self.checkpoint_every, 1)
         _at_least("train.worker_cache_mb", self.worker_cache_mb, 0)
@@ -208,6 +217,7 @@ class InferConfig:
     decode_in_actor: str = "auto"
     pipeline_attempts: int = 2
     actor_start_timeout_s: int = 600
+    ensemble: bool = False
 
     def check(self) -> None:
         _at_least("infer.batch_size", self.batch_size, 1)
@@ -229,8 +239,11 @@ class QCConfig:
     confidence_level: float = 0.95
     min_support: int = 30
     min_confidence: float = 0.9
+    bound: str = "clopper_pearson"
+    use_reviews: bool = True
 
     def check(self) -> None:
+        _one_of("qc.bound", self.bound, QC_BOUNDS)
         _in_range("qc.target_precision", self.target_precision, 0, 1, lo_open=True, hi_open=True)
         _in_range("qc.confidence_level", self.confidence_level, 0, 1, lo_open=True, hi_open=True)
         _at_least("qc.min_support", self.min_support, 1)

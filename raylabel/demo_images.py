@@ -24,10 +24,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from raylabel.demo_shapes import EXTRA_SHAPES, PRETRAIN_SHAPES, outline_points
+
 DEFAULT_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "hexagon")
 
+# Ten shapes for harder benchmarks (the small-seed bench uses all of them); the demo keeps six.
+ALL_SHAPES: tuple[str, ...] = (*DEFAULT_CLASSES, *EXTRA_SHAPES)
+
 # Shapes this module can draw; spec.classes must be a subset (any order).
-_KNOWN_SHAPES: frozenset[str] = frozenset(DEFAULT_CLASSES)
+_KNOWN_SHAPES: frozenset[str] = frozenset(ALL_SHAPES + PRETRAIN_SHAPES)
 
 # Ways an item is made hard; a hard item gets one of them, sometimes plus "ambiguous".
 _HARD_MODES: tuple[str, ...] = ("small", "low_contrast", "occluded", "blur_noise", "ambiguous")
@@ -46,7 +51,6 @@ _STREAM_BAD_ITEMS = 4
 _BAD_KINDS: tuple[str, ...] = ("zero_byte", "truncated_png", "text_as_png", "truncated_jpeg")
 
 Color = tuple[int, int, int]
-Point = tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -148,116 +152,6 @@ def _near(rng: np.random.Generator, base: Sequence[float], lo: float, hi: float)
     return tuple(int(v) for v in base)  # type: ignore[return-value]
 
 
-# --------------------------------------------------------------------------- geometry
-
-
-def _regular(n: int, radius: float, rot: float, start: float = -math.pi / 2) -> list[Point]:
-    return [
-        (radius * math.cos(start + rot + 2 * math.pi * i / n),
-         radius * math.sin(start + rot + 2 * math.pi * i / n))
-        for i in range(n)
-    ]  # fmt: skip
-
-
-def _rounded(poly: list[Point], corner: float, steps: int = 6) -> list[Point]:
-    """Minkowski sum of a convex CCW-or-CW polygon with a disk: rounded corners."""
-    n = len(poly)
-    # Orientation sign so normals point outward for either winding.
-    area2 = sum(
-        poly[i][0] * poly[(i + 1) % n][1] - poly[(i + 1) % n][0] * poly[i][1] for i in range(n)
-    )
-    sign = 1.0 if area2 > 0 else -1.0
-    normals = []
-    for i in range(n):
-        (x0, y0), (x1, y1) = poly[i], poly[(i + 1) % n]
-        ex, ey = x1 - x0, y1 - y0
-        length = math.hypot(ex, ey) or 1.0
-        normals.append(math.atan2(-ex * sign / length, ey * sign / length))
-    out: list[Point] = []
-    for i in range(n):
-        a0, a1 = normals[i - 1], normals[i]
-        while a1 < a0:
-            a1 += 2 * math.pi
-        for s in range(steps + 1):
-            a = a0 + (a1 - a0) * s / steps
-            out.append((poly[i][0] + corner * math.cos(a), poly[i][1] + corner * math.sin(a)))
-    return out
-
-
-def _truncated(poly: list[Point], frac: float) -> list[Point]:
-    """Cut each corner of a polygon at `frac` of the adjacent edges (triangle -> hexagon-ish)."""
-    n = len(poly)
-    out: list[Point] = []
-    for i in range(n):
-        p, prev, nxt = poly[i], poly[i - 1], poly[(i + 1) % n]
-        out.append((p[0] + (prev[0] - p[0]) * frac, p[1] + (prev[1] - p[1]) * frac))
-        out.append((p[0] + (nxt[0] - p[0]) * frac, p[1] + (nxt[1] - p[1]) * frac))
-    return out
-
-
-def _rotate(points: list[Point], angle: float) -> list[Point]:
-    c, s = math.cos(angle), math.sin(angle)
-    return [(x * c - y * s, x * s + y * c) for x, y in points]
-
-
-def _outline_points(shape: str, rng: np.random.Generator, r: float, ambiguous: bool) -> list[Point]:
-    """Polygon (centred on 0, 0, circumradius about `r`) of one shape.
-
-    With `ambiguous`, draw the in-between variant that sits near another class.
-    """
-    rot = float(rng.uniform(0, 2 * math.pi))
-    if shape == "circle":
-        if ambiguous:  # octagon: a low-poly circle, close to a hexagon
-            return _regular(8, r, rot)
-        aspect = float(rng.uniform(0.95, 1.05))
-        pts = _regular(72, r, 0.0)
-        return _rotate([(x * aspect, y / aspect) for x, y in pts], rot)
-    if shape == "square":
-        half = r / math.sqrt(2)
-        aspect = float(rng.uniform(0.88, 1.12))
-        pts = [(-half * aspect, -half / aspect), (half * aspect, -half / aspect),
-               (half * aspect, half / aspect), (-half * aspect, half / aspect)]  # fmt: skip
-        if ambiguous:  # heavily rounded square, close to a circle
-            k = float(rng.uniform(0.55, 0.8))
-            pts = _rounded([(x * (1 - k), y * (1 - k)) for x, y in pts], half * k)
-        return _rotate(pts, rot)
-    if shape == "triangle":
-        pts = []
-        for i in range(3):
-            a = -math.pi / 2 + 2 * math.pi * i / 3 + float(rng.uniform(-0.12, 0.12))
-            rad = r * float(rng.uniform(0.92, 1.05))
-            pts.append((rad * math.cos(a), rad * math.sin(a)))
-        if ambiguous:  # corners cut off: between a triangle and a hexagon
-            pts = _truncated(pts, float(rng.uniform(0.2, 0.28)))
-        return _rotate(pts, rot)
-    if shape == "star":
-        points = 5
-        inner = float(rng.uniform(0.7, 0.8) if ambiguous else rng.uniform(0.35, 0.47))
-        pts = []
-        for i in range(2 * points):
-            rad = r if i % 2 == 0 else r * inner
-            a = -math.pi / 2 + math.pi * i / points
-            pts.append((rad * math.cos(a), rad * math.sin(a)))
-        return _rotate(pts, rot)
-    if shape == "cross":
-        arm = r * 0.95
-        # Fat arms make the plus sign read as a square / octagon.
-        w = arm * float(rng.uniform(0.5, 0.62) if ambiguous else rng.uniform(0.22, 0.34))
-        pts = [(-w, -arm), (w, -arm), (w, -w), (arm, -w), (arm, w), (w, w),
-               (w, arm), (-w, arm), (-w, w), (-arm, w), (-arm, -w), (-w, -w)]  # fmt: skip
-        return _rotate(pts, rot)
-    if shape == "hexagon":
-        pts = [
-            (x * float(rng.uniform(0.97, 1.03)), y * float(rng.uniform(0.97, 1.03)))
-            for x, y in _regular(6, r, 0.0)
-        ]
-        if ambiguous:  # rounded hexagon, close to a circle
-            k = float(rng.uniform(0.4, 0.6))
-            pts = _rounded([(x * (1 - k), y * (1 - k)) for x, y in pts], r * k)
-        return _rotate(pts, rot)
-    raise ValueError(f"unknown shape {shape!r}; choose from {sorted(_KNOWN_SHAPES)}")
-
-
 # --------------------------------------------------------------------------- rendering
 
 
@@ -341,7 +235,7 @@ def _render(
     draw = ImageDraw.Draw(img)
     _clutter(draw, rng, side, avoid=fill)
 
-    pts = _outline_points(shape, rng, r, ambiguous="ambiguous" in modes)
+    pts = outline_points(shape, rng, r, ambiguous="ambiguous" in modes)
     poly = [(cx + x, cy + y) for x, y in pts]
     width = int(rng.integers(1, 3)) * _SS if outline is not None else 0
     draw.polygon(poly, fill=fill, outline=outline, width=width)

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from raylabel.layout import fetch_model, utc_now
-from raylabel.models import Predictor
+from raylabel.models import EnsemblePredictor, Predictor
 from raylabel.schema import LABEL_SCHEMA
 from raylabel.storage import StorageOptions
 
@@ -23,21 +23,17 @@ class ModelLoader:
     opts: StorageOptions
     use_gpu: bool = False
     threads: int = 1
+    ensemble: bool = False
 
-    def __call__(self) -> Predictor:
+    def __call__(self) -> Predictor | EnsemblePredictor:
         import torch
 
         torch.set_num_threads(self.threads)
         device = "cuda" if self.use_gpu and torch.cuda.is_available() else "cpu"
-        return Predictor.from_dir(fetch_model(self.root, self.version, self.opts), device)
-
-
-def _softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits.astype(np.float64) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=1, keepdims=True)
-    return z
+        local = fetch_model(self.root, self.version, self.opts, with_folds=self.ensemble)
+        if self.ensemble:
+            return EnsemblePredictor.from_dir(local, device)
+        return Predictor.from_dir(local, device)
 
 
 def _list_array(values: np.ndarray, typ: pa.DataType) -> pa.Array:
@@ -51,19 +47,24 @@ class InferenceActor:
 
     def __init__(
         self,
-        loader: Callable[[], Predictor],
+        loader: Callable[[], Predictor | EnsemblePredictor],
         run_id: str,
         drop: str,
         topk: int = 3,
         preprocess: Callable[[pa.Table], pa.Table] | None = None,
+        thresholds: dict[str, float] | None = None,
     ) -> None:
         self.preprocess = preprocess  # decode in the actor: batches arrive as Arrow tables
         self.predictor = loader()
         card = self.predictor.card
         self.classes = np.asarray(card.classes, dtype=object)
-        self.temperature = float(card.temperature or 1.0)
+        # thresholds re-derived at labeling time (reviewed items added) override the card's
         self.thresholds = np.asarray(
-            [card.class_threshold(i) for i in range(len(card.classes))], dtype=np.float32
+            [
+                thresholds[c] if thresholds and c in thresholds else card.class_threshold(i)
+                for i, c in enumerate(card.classes)
+            ],
+            dtype=np.float32,
         )
         self.model_version = card.model_version
         self.run_id = run_id
@@ -83,9 +84,7 @@ class InferenceActor:
         raw = np.zeros((n, n_cls))
         cal = np.zeros((n, n_cls))
         if ok.any():
-            logits = self.predictor.logits_for(batch, ok)
-            raw[ok] = _softmax(logits)
-            cal[ok] = _softmax(logits, self.temperature)
+            raw[ok], cal[ok] = self.predictor.probabilities(batch, ok)
         order = np.argsort(-cal, axis=1, kind="stable")[:, :k]
         top = np.take_along_axis(cal, order, axis=1)
         label_index = order[:, 0].astype(np.int32)

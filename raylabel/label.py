@@ -18,7 +18,7 @@ from raylabel.cluster_faults import cluster_fault
 from raylabel.config import Config
 from raylabel.inference import InferenceActor, ModelLoader
 from raylabel.io_errors import pipeline_failure
-from raylabel.models import ModelCard
+from raylabel.models import ModelCard, ModelLoadError
 from raylabel.preprocess import FetchDecode
 from raylabel.run_sink import RunSink, merge_stats
 from raylabel.schema import label_schema
@@ -50,6 +50,7 @@ class LabelResult:
             f"took {self.summary['durations_s']['total']:.1f}s "
             f"({self.summary['throughput_items_per_s']:.0f} items/s)",
         ]
+        lines += _threshold_lines(self.summary)
         for lost in self.summary.get("lost_attempts", []):
             lines.append(f"attempt {lost['run_id']} lost ({lost['reason']}); relabeled")
         review = self.summary.get("review")
@@ -64,6 +65,27 @@ class LabelResult:
             lines.append(verdict_line(self.summary["drift"]))
         lines.append(f"results: {self.run_uri}")
         return lines
+
+
+def _threshold_lines(summary: dict[str, Any]) -> list[str]:
+    """Where tonight's thresholds came from, and why each class that accepts little does."""
+    qc = summary.get("qc", {})
+    lines = []
+    if qc.get("threshold_source") == "card+reviews":
+        lines.append(
+            f"thresholds re-derived from {qc.get('calibration', {}).get('items', '?')} "
+            f"calibration items + {qc['reviewed_items']} reviewed items "
+            f"({len(qc.get('reviewed_runs', {}))} runs)"
+        )
+    weak = {
+        c
+        for c, v in summary.get("per_class", {}).items()
+        if v.get("labeled") and (v.get("coverage") or 0.0) < 0.2
+    }
+    for line in qc.get("explanation_lines", []):
+        if line.split(":", 1)[0] in weak:
+            lines.append(f"  low coverage, {line}")
+    return lines
 
 
 @dataclass(frozen=True)
@@ -140,6 +162,11 @@ def label(cfg: Config) -> LabelResult:
         from raylabel.text_rnn import require_tokenizer
 
         require_tokenizer(model_dir, opts)
+    if cfg.infer.ensemble and not card.ensemble.get("members"):
+        raise ModelLoadError(
+            f"infer.ensemble: model {version} has no fold models (train it with "
+            "train.calibration=crossfit and train.keep_fold_models=true)"
+        )
 
     previous = layout.latest_run(cfg.output.root, drop, opts)
     if previous and not cfg.run.force:
@@ -152,6 +179,8 @@ def label(cfg: Config) -> LabelResult:
             return LabelResult(drop, previous, prev.run_dir, skipped=True, summary=summary)
 
     run = _fresh_run(cfg, drop, 1, opts)  # an existing run.run_id stops before any Ray work
+    scorer = "ensemble" if cfg.infer.ensemble else "model"
+    thresholds, thr_info = _tonight_thresholds(cfg, model_dir, card, scorer, opts)
     cluster.connect(cfg)
     cluster.quiet_data_context()
     cluster.limit_object_store(cfg.infer.object_store_mb)
@@ -162,7 +191,7 @@ def label(cfg: Config) -> LabelResult:
             run = _fresh_run(cfg, drop, attempt, opts)
         t_pipeline = time.time()
         try:
-            pool, stats = _write_run(cfg, plan, opts, run, card)
+            pool, stats = _write_run(cfg, plan, opts, run, card, thresholds)
             break
         except ClusterFault as fault:
             # the attempt's partial output stays under its own run id and never commits
@@ -197,7 +226,9 @@ def label(cfg: Config) -> LabelResult:
             "pipeline": t_written - t_pipeline,
             "review": t_review - t_written,
         },
+        thresholds=thr_info,
     )
+    summary["scorer"] = scorer
     summary["durations_s"]["total"] = time.time() - started
     summary["throughput_items_per_s"] = plan.num_items / max(
         summary["durations_s"]["pipeline"], 1e-9
@@ -208,6 +239,21 @@ def label(cfg: Config) -> LabelResult:
     storage.write_text(run.path("report.html"), report.render_html(summary), opts)
     layout.commit_run(run, opts, {"model_version": version, "items": plan.num_items})
     return LabelResult(drop, run.run_id, run.run_dir, summary=summary)
+
+
+def _tonight_thresholds(
+    cfg: Config, model_dir: str, card: ModelCard, scorer: str, opts: storage.StorageOptions
+) -> tuple[dict[str, float] | None, dict[str, Any]]:
+    """The card's thresholds, or (qc.use_reviews) re-derived with reviewed items added."""
+    from raylabel.recalibrate import label_thresholds
+
+    thresholds, info = label_thresholds(
+        cfg.output.root, model_dir, card, scorer, cfg.qc.min_support, opts
+    )
+    if not cfg.qc.use_reviews:
+        n = info["reviewed_items"]
+        return None, {**info, "source": "card", "note": f"qc.use_reviews=false ({n} unused)"}
+    return thresholds, info
 
 
 class ClusterFault(Exception):
@@ -239,6 +285,7 @@ def _write_run(
     opts: storage.StorageOptions,
     run: layout.RunLayout,
     card: ModelCard,
+    thresholds: dict[str, float] | None = None,
 ) -> tuple[PoolPlan, dict[str, Any]]:
     """Run the pipeline into `run` and return the pool used and the merged statistics.
     The pool is planned from the cluster as it is now: after a lost node it may be smaller."""
@@ -252,7 +299,7 @@ def _write_run(
         schema=label_schema(card.modality),
     )
     try:
-        _build_pipeline(cfg, plan, opts, run, card, pool).write_datasink(
+        _build_pipeline(cfg, plan, opts, run, card, pool, thresholds).write_datasink(
             sink,
             ray_remote_args={"num_cpus": pool.write_cpus, "max_retries": cfg.infer.max_retries},
         )
@@ -282,6 +329,7 @@ def _build_pipeline(
     run: layout.RunLayout,
     card: ModelCard,
     pool: PoolPlan,
+    thresholds: dict[str, float] | None = None,
 ) -> Any:
     from ray.data import ActorPoolStrategy
 
@@ -312,6 +360,7 @@ def _build_pipeline(
         opts=opts,
         use_gpu=cfg.infer.use_gpu,
         threads=pool.torch_threads,
+        ensemble=cfg.infer.ensemble,
     )
     return ds.map_batches(
         InferenceActor,
@@ -321,6 +370,7 @@ def _build_pipeline(
             "drop": run.drop,
             "topk": cfg.infer.topk,
             "preprocess": decode if pool.decode_in_actor else None,
+            "thresholds": thresholds,
         },
         compute=ActorPoolStrategy(size=pool.num_actors),
         batch_size=cfg.infer.batch_size,

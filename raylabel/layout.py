@@ -107,7 +107,11 @@ def publish_model(local_dir: Path, root: str, version: str, opts: StorageOptions
 
 
 def sync_dir(
-    uri: str, opts: StorageOptions, cache_dir: Path | None = None, marker: str | None = None
+    uri: str,
+    opts: StorageOptions,
+    cache_dir: Path | None = None,
+    marker: str | None = None,
+    skip: tuple[str, ...] = (),
 ) -> Path:
     """A local copy of a directory (models, tokenizers), downloaded once per node.
 
@@ -122,13 +126,14 @@ def sync_dir(
     import hashlib
 
     base = cache_dir or Path(tempfile.gettempdir()) / "raylabel-cache"
-    dest = base / hashlib.sha256(uri.encode()).hexdigest()[:20]
+    key = uri + "".join(f"\x1fskip={d}" for d in skip)
+    dest = base / hashlib.sha256(key.encode()).hexdigest()[:20]
     if dest.is_dir():
         return dest
     base.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=base))
     try:
-        storage.download_dir(uri, tmp, opts)
+        storage.download_dir(uri, tmp, opts, skip=skip)
         if marker and not (tmp / marker).is_file():
             raise storage.InputNotFound(f"not found: {storage.join(uri, marker)}")
         # another process on this node may have finished first; then use its copy
@@ -141,12 +146,18 @@ def sync_dir(
 
 
 def fetch_model(
-    root: str, version: str, opts: StorageOptions, cache_dir: Path | None = None
+    root: str,
+    version: str,
+    opts: StorageOptions,
+    cache_dir: Path | None = None,
+    with_folds: bool = False,
 ) -> Path:
-    """A local copy of a model directory (the actor loads from local disk)."""
+    """A local copy of a model directory (the actor loads from local disk); the fold models
+    of a cross-fitted model come along only when labeling uses their ensemble."""
     src = model_uri(root, version)
     try:
-        return sync_dir(src, opts, cache_dir, marker="model_card.json")
+        skip = () if with_folds else ("folds",)
+        return sync_dir(src, opts, cache_dir, marker="model_card.json", skip=skip)
     except storage.InputNotFound:
         raise storage.InputNotFound(f"model not found: {src}") from None
 

@@ -131,6 +131,8 @@ class ModelCard:
     training: dict[str, Any] = field(default_factory=dict)
     # self-training provenance (raylabel.pseudo): used count, per-run counts, gate evidence
     pseudo_labels: dict[str, Any] = field(default_factory=dict)
+    # cross-fitted fold models kept for labeling by their ensemble (infer.ensemble)
+    ensemble: dict[str, Any] = field(default_factory=dict)
     seed_fingerprint: str = ""
     weights_sha256: str = ""
     created_at: str = ""
@@ -274,6 +276,14 @@ class Predictor:
         self.device = device
         self.pad_id = pad_id
 
+    def probabilities(
+        self, batch: dict[str, np.ndarray], rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(raw, calibrated) softmax probabilities of the selected rows: the card's
+        temperature makes the second mean what it says."""
+        logits = self.logits_for(batch, rows)
+        return softmax_rows(logits), softmax_rows(logits, float(self.card.temperature or 1.0))
+
     def logits_for(self, batch: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
         """Logits for the selected rows of a preprocessed batch, whatever the modality."""
         if self.card.modality == "text":
@@ -317,3 +327,47 @@ class Predictor:
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
             out = self.model(x)
         return out.float().cpu().numpy()
+
+
+def softmax_rows(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of logits / T in float64, shifted by the row max (no overflow)."""
+    z = logits.astype(np.float64) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
+class EnsemblePredictor:
+    """The k cross-fitted fold models of a card, labeling together: the mean of their
+    calibrated probabilities (each under the card's temperature, fit on their own
+    out-of-fold logits), and the mean of their raw ones."""
+
+    def __init__(self, members: list[Predictor], card: ModelCard) -> None:
+        if not members:
+            raise ModelLoadError(f"model {card.model_version}: the ensemble has no members")
+        self.members = members
+        self.card = card
+
+    @classmethod
+    def from_dir(cls, model_dir: Path, device: str = "cpu") -> EnsemblePredictor:
+        card = read_card(model_dir)
+        members = card.ensemble.get("members") or []
+        if not members:
+            raise ModelLoadError(
+                f"{model_dir}: infer.ensemble=true needs a model trained with "
+                "train.calibration=crossfit and train.keep_fold_models=true"
+            )
+        loaded = []
+        for rel in members:
+            sub = (model_dir / rel).resolve()
+            if model_dir.resolve() not in sub.parents:
+                raise ModelLoadError(f"{model_dir}: ensemble member {rel!r} is outside the model")
+            loaded.append(Predictor.from_dir(sub, device))
+        return cls(loaded, card)
+
+    def probabilities(
+        self, batch: dict[str, np.ndarray], rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        raws, cals = zip(*(m.probabilities(batch, rows) for m in self.members), strict=True)
+        return np.mean(raws, axis=0), np.mean(cals, axis=0)

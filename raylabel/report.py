@@ -11,6 +11,7 @@ from raylabel.models import ModelCard
 from raylabel.pseudo import pseudo_summary
 from raylabel.run_sink import HIST_BINS
 from raylabel.sources import SourcePlan
+from raylabel.thresholds import ThresholdResult
 
 
 def build_summary(
@@ -22,8 +23,14 @@ def build_summary(
     review_info: dict[str, Any],
     pool: dict[str, Any],
     durations: dict[str, float],
+    thresholds: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The run's machine-readable summary; ``thresholds`` is what labeling used (the card's,
+    or re-derived with reviewed items; see `recalibrate.label_thresholds`)."""
     labeled = stats["labeled"]
+    used = thresholds or {}
+    thr = used.get("thresholds") or card.thresholds
+    src = used.get("threshold_source") or card.threshold_source
     per_class = {}
     for c in card.classes:
         n = stats["per_class"].get(c, 0)
@@ -32,8 +39,8 @@ def build_summary(
             "labeled": n,
             "accepted": a,
             "coverage": (a / n) if n else None,
-            "threshold": card.thresholds.get(c, card.global_threshold),
-            "threshold_source": card.threshold_source.get(c, "global"),
+            "threshold": thr.get(c, card.global_threshold),
+            "threshold_source": src.get(c, "global"),
         }
     return {
         "run_id": run.run_id,
@@ -67,21 +74,44 @@ def build_summary(
             "per_class": stats["hist"],
         },
         "strata": stats["strata"],
-        "qc": {
-            "target_precision": card.target_precision,
-            "confidence_level": card.confidence_level,
-            "temperature": card.temperature,
-            "global_threshold": card.global_threshold,
-            "rule": "per-class lowest threshold whose one-sided "
-            f"{card.confidence_level:.0%} lower bound of validation precision "
-            f">= {card.target_precision}",
-        },
+        "qc": _qc_block(card, used),
         "validation": card.validation,
         "seed_audit": card.training.get("audit"),
         "pseudo_labels": pseudo_summary(card.pseudo_labels),
         "review": review_info,
         "pool": pool,
         "durations_s": dict(durations),
+    }
+
+
+def _qc_block(card: ModelCard, used: dict[str, Any]) -> dict[str, Any]:
+    """How acceptance was decided tonight, with the numbers behind every weak class."""
+    detail = used.get("detail") or card.training.get("threshold_detail") or {}
+    method = detail.get("method", "clopper_pearson")
+    calibration = card.training.get("calibration") or {
+        "method": "holdout",
+        "items": card.validation.get("n"),
+    }
+    bound = {"point": "point estimate", "wilson": "Wilson lower bound"}.get(
+        method, "Clopper-Pearson lower bound"
+    )
+    return {
+        "target_precision": card.target_precision,
+        "confidence_level": card.confidence_level,
+        "bound": method,
+        "temperature": card.temperature,
+        "global_threshold": detail.get("global_threshold", card.global_threshold),
+        "rule": f"per-class lowest threshold whose one-sided {card.confidence_level:.0%} "
+        f"{bound} of precision on calibration items >= {card.target_precision}; classes "
+        "without enough own evidence use the pooled threshold unless their items contradict it",
+        "calibration": calibration,
+        "threshold_source": used.get("source", "card"),
+        "reviewed_items": int(used.get("reviewed_items", 0)),
+        "reviewed_runs": used.get("reviewed_runs", {}),
+        "explanations": detail.get("explanations", {}),
+        "explanation_lines": ThresholdResult.from_json(detail).explanation_lines()
+        if detail.get("thresholds")
+        else [],
     }
 
 

@@ -474,31 +474,43 @@ def _add_uri(batch: pa.Table, prefix: str) -> pa.Table:
 
 
 def feedback_listing(root: str, opts: StorageOptions) -> pa.Table | None:
-    """Reviewed items from earlier runs (item_id, uri, label), newest review per uri."""
+    """Reviewed items from earlier runs (item_id, uri, label, weight, run), newest review per
+    uri. ``weight`` is the review sample's design weight (null for items reviewed outside
+    the probability sample, or written before weights were kept); ``run`` names the file."""
     base = storage.join(root, "feedback")
     if not storage.exists(base, opts):
         return None
     files = storage.list_files(base, opts, extensions=[".parquet"])
-    parts = []
-    for f in files:
-        t = pq.read_table(io.BytesIO(storage.read_bytes(f.uri, opts)), columns=["uri", "label"])
-        parts.append(t.append_column("source", pa.array([f.rel_path] * t.num_rows, pa.string())))
-    if not parts:
+    latest: dict[str, tuple[str, str, float | None]] = {}
+    for f in files:  # sorted by path: run ids sort by time, so later reviews win
+        t = pq.read_table(io.BytesIO(storage.read_bytes(f.uri, opts)))
+        sampled = _sampled_weights(t)
+        for uri, label, w in zip(
+            t.column("uri").to_pylist(), t.column("label").to_pylist(), sampled, strict=True
+        ):
+            latest[uri] = (label, f.rel_path, w)
+    if not latest:
         return None
-    table = pa.concat_tables(parts)
-    latest: dict[str, tuple[str, str]] = {}
-    for uri, label, source in zip(
-        table.column("uri").to_pylist(),
-        table.column("label").to_pylist(),
-        table.column("source").to_pylist(),
-        strict=True,
-    ):
-        latest[uri] = (label, source)  # files are sorted by path: run ids sort by time
     uris = sorted(latest)
     return pa.table(
         {
             "item_id": [f"feedback/{latest[u][1]}#{u}" for u in uris],
             "uri": uris,
             "label": [latest[u][0] for u in uris],
+            "weight": pa.array([latest[u][2] for u in uris], pa.float64()),
+            "run": [latest[u][1] for u in uris],
         }
     )
+
+
+def _sampled_weights(t: pa.Table) -> list[float | None]:
+    """Design weights of the rows that came from the probability sample, else None."""
+    if "weight" not in t.column_names:
+        return [None] * t.num_rows
+    weights = t.column("weight").to_pylist()
+    flags = (
+        t.column("sampled").to_pylist() if "sampled" in t.column_names else [True] * len(weights)
+    )
+    return [
+        w if f and w is not None and w > 0 else None for w, f in zip(weights, flags, strict=True)
+    ]

@@ -130,7 +130,7 @@ def evaluate_run(cfg: Config) -> list[str]:
     evaluation["reviewed_file"] = path
     evaluation["evaluated_at"] = layout.utc_now().isoformat()
     storage.write_json(run.path("evaluation.json"), evaluation, opts)
-    feedback = write_feedback(cfg, run, joined, opts)
+    feedback = write_feedback(cfg, run, joined, opts, scorer=summary.get("scorer", "model"))
     summary["evaluation"] = evaluation
     _rewrite_summary(run, summary, opts)
     return [
@@ -155,17 +155,33 @@ def evaluation_lines(ev: dict[str, Any]) -> list[str]:
     return lines
 
 
-def write_feedback(cfg: Config, run: RunLayout, joined: pa.Table, opts: StorageOptions) -> str:
-    """Reviewed items become labeled examples (`feedback/<drop>/<run_id>.parquet`)."""
+def write_feedback(
+    cfg: Config, run: RunLayout, joined: pa.Table, opts: StorageOptions, scorer: str = "model"
+) -> str:
+    """Reviewed items become labeled examples (`feedback/<drop>/<run_id>.parquet`). They
+    keep what makes them calibration evidence too: the model's confidence, the sample's
+    design weight, and which model (or fold ensemble) scored them."""
     reviewed = joined.filter(pc.is_valid(joined.column("true_label")))
+    n = reviewed.num_rows
+
+    def col(name: str, typ: pa.DataType) -> pa.Array:
+        if name in reviewed.column_names:
+            return reviewed.column(name).cast(typ)
+        return pa.nulls(n, typ)
+
     table = pa.table(
         {
             "item_id": reviewed.column("item_id"),
             "uri": reviewed.column("uri"),
             "label": reviewed.column("true_label"),
             "predicted": reviewed.column("label"),
-            "drop": pa.array([run.drop] * reviewed.num_rows, pa.string()),
-            "run_id": pa.array([run.run_id] * reviewed.num_rows, pa.string()),
+            "drop": pa.array([run.drop] * n, pa.string()),
+            "run_id": pa.array([run.run_id] * n, pa.string()),
+            "model_version": col("model_version", pa.string()),
+            "confidence": col("confidence", pa.float64()),
+            "weight": col("weight", pa.float64()),
+            "sampled": pa.array([True] * n, pa.bool_()),
+            "scorer": pa.array([scorer] * n, pa.string()),
         }
     )
     uri = storage.join(cfg.output.root, "feedback", run.drop, f"{run.run_id}.parquet")

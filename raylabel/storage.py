@@ -557,9 +557,12 @@ def _safe_rel(rel: str, uri: str) -> str:
     return rel
 
 
-def download_dir(uri: str, local_dir: Path, opts: StorageOptions) -> None:
-    """Copy a small directory tree (a model dir) from a URI into local_dir, every file included,
-    each file written atomically; InputNotFound if the source is missing."""
+def download_dir(
+    uri: str, local_dir: Path, opts: StorageOptions, skip: tuple[str, ...] = ()
+) -> None:
+    """Copy a small directory tree (a model dir) from a URI into local_dir, every file included
+    but those under the ``skip`` sub-directories, each file written atomically;
+    InputNotFound if the source is missing."""
     local_dir = Path(local_dir)
     fs, path = resolve(uri, opts)
     info = _info(fs, path, uri, "download")
@@ -571,6 +574,8 @@ def download_dir(uri: str, local_dir: Path, opts: StorageOptions) -> None:
         if item.type != pafs.FileType.File:
             continue
         rel = _safe_rel(_rel(path, item.path), uri)
+        if any(rel.startswith(f"{d.rstrip('/')}/") for d in skip):
+            continue
         data = _read(fs, item.path, _uri_for(uri, item.path))
         target = local_dir / rel
         try:

@@ -169,6 +169,11 @@ class RnnTextTask:
 
         return text_batches(shard, bs, shuffle_seed, self.pad_id)
 
+    def inputs_from_numpy(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        from raylabel.train_loop import text_inputs
+
+        return text_inputs(batch, self.pad_id)
+
     def forward(self, model: nn.Module, inputs: dict[str, torch.Tensor], train: bool) -> Any:
         del train
         return model(**inputs)

@@ -7,7 +7,6 @@ streamed to the workers with `get_dataset_shard`.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import tempfile
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from raylabel import __version__, calibrate, cluster, layout, pseudo, sources, storage
+from raylabel import __version__, calibrate, cluster, crossfit, layout, pseudo, sources, storage
 from raylabel import audit as seed_audit
 from raylabel.config import Config
 from raylabel.models import ModelCard, build_image_model, save_model_dir
@@ -40,10 +39,16 @@ class TrainResult:
 
     def summary_lines(self) -> list[str]:
         v = self.card.validation
+        calib = self.card.training.get("calibration", {})
+        how = (
+            f"{calib.get('folds')}-fold cross-fitted"
+            if calib.get("method") == "crossfit"
+            else "held-out validation"
+        )
         lines = [
             f"model {self.model_version} ({self.card.arch}, {len(self.card.classes)} classes) "
             f"-> {self.model_uri}",
-            f"validation: n={v.get('n')}, accuracy={v.get('accuracy', float('nan')):.3f}, "
+            f"calibration ({how}): n={v.get('n')}, accuracy={v.get('accuracy', float('nan')):.3f}, "
             f"ECE {v.get('ece_before', float('nan')):.3f} -> "
             f"{v.get('ece_after', float('nan')):.3f} "
             f"(temperature {self.card.temperature:.2f})",
@@ -54,8 +59,13 @@ class TrainResult:
         )
         lines.append(
             f"thresholds for precision >= {self.card.target_precision} "
-            f"(* = fallback/unreachable): {thr}"
+            f"(* = pooled/unreachable): {thr}"
         )
+        detail = self.card.training.get("threshold_detail")
+        if detail:
+            lines += [
+                f"  {x}" for x in calibrate.ThresholdResult.from_json(detail).explanation_lines()
+            ]
         pl_line = pseudo.card_line(self.card.pseudo_labels)
         if pl_line:
             lines.append(pl_line)
@@ -92,7 +102,7 @@ def train(cfg: Config) -> TrainResult:
     opts = sources.storage_options(cfg)
     plan = sources.plan_seed(cfg)
     assert plan.listing is not None
-    n_feedback = _add_feedback(cfg, plan, opts)
+    feedback = _add_feedback(cfg, plan, opts)
     classes = plan.classes()
     if len(classes) < 2:
         raise InputError(f"seed.path: need at least 2 classes, found {classes} in {plan.uri}")
@@ -106,41 +116,54 @@ def train(cfg: Config) -> TrainResult:
     audit_info = seed_audit.exclude_from_training(cfg, plan)  # train.audit_seed / exclude_...
     tok, tok_stats = _learn_subword(cfg, plan, opts)
     tok_json = tok.to_json() if tok is not None else None
-    train_ds, val_ds, n_train, n_val = _seed_datasets(
-        cfg, plan, classes, opts, chosen, tokenizer_json=tok_json
-    )
     version = cfg.run.model_version or layout.new_id("m-")
     with tempfile.TemporaryDirectory(prefix="raylabel-train-") as tmp:
-        ckpt_dir, history = _fit(
-            cfg,
-            classes,
-            train_ds,
-            val_ds,
-            Path(tmp),
-            n_train,
-            n_val,
-            tokenizer_json=tok_json,
-            weighted=chosen.used > 0,
+        pretrained = _pretrained_local(cfg, Path(tmp)) if cfg.modality == "image" else None
+        oof = None
+        if cfg.train.calibration == "crossfit":
+            oof = crossfit.run(cfg, plan, classes, opts, pretrained, tok_json)
+        train_ds, val_ds, n_train, n_val = _seed_datasets(
+            cfg, plan, classes, opts, chosen, tok_json, holdout=oof is None
         )
-        card = _make_card(cfg, classes, plan, ckpt_dir, history, version, n_train, n_val)
-        card.training["n_feedback"] = n_feedback
+        ckpt_dir, history = _fit(
+            cfg, classes, train_ds, val_ds, Path(tmp), n_train, n_val, pretrained, tok_json,
+            weighted=chosen.used > 0,
+        )  # fmt: skip
+        calib = (
+            crossfit.calibration_set(cfg, plan, classes, oof, feedback)
+            if oof is not None
+            else crossfit.holdout_set(ckpt_dir)
+        )
+        card = _make_card(cfg, classes, plan, calib, history, version, n_train, n_val)
+        card.training["n_feedback"] = feedback.num_rows if feedback is not None else 0
         if audit_info is not None:
             card.training["audit"] = audit_info
         card.training["n_pseudo_labels"] = chosen.used
         card.pseudo_labels = chosen.to_card()
-        out_dir = Path(tmp) / "model"
         if tok_stats:
             card.preprocessing["tokenizer"].update(tok_stats)
-        if cfg.modality == "text":
-            _save_text_model(ckpt_dir / ("rnn" if tok is not None else "hf"), card, out_dir)
-        else:
-            model = build_image_model(cfg.model.arch, len(classes), cfg.model.dropout)
-            from safetensors.torch import load_file
-
-            model.load_state_dict(load_file(str(ckpt_dir / "model.safetensors")), strict=True)
-            save_model_dir(model, card, out_dir)
+        out_dir = Path(tmp) / "model"
+        write_model_dir(cfg, classes, ckpt_dir, card, out_dir)
+        crossfit.write_calibration(calib, card, out_dir)
+        if oof is not None and oof.model_files:
+            crossfit.write_fold_models(cfg, classes, oof, card, out_dir, write_model_dir)
         uri = layout.publish_model(out_dir, cfg.output.root, version, opts)
     return TrainResult(version, uri, card, history, time.time() - started)
+
+
+def write_model_dir(
+    cfg: Config, classes: list[str], ckpt_dir: Path, card: ModelCard, out_dir: Path
+) -> None:
+    """A training checkpoint (Ray Train's or a fold task's) as a loadable model directory."""
+    if cfg.modality == "text":
+        rnn = (ckpt_dir / "rnn").is_dir()
+        _save_text_model(ckpt_dir / ("rnn" if rnn else "hf"), card, out_dir)
+        return
+    from safetensors.torch import load_file
+
+    model = build_image_model(cfg.model.arch, len(classes), cfg.model.dropout)
+    model.load_state_dict(load_file(str(ckpt_dir / "model.safetensors")), strict=True)
+    save_model_dir(model, card, out_dir)
 
 
 def _save_text_model(hf_dir: Path, card: ModelCard, out_dir: Path) -> None:
@@ -154,21 +177,24 @@ def _save_text_model(hf_dir: Path, card: ModelCard, out_dir: Path) -> None:
     (out_dir / CARD_FILE).write_text(json.dumps(card.to_json(), indent=2))
 
 
-def _add_feedback(cfg: Config, plan: sources.SourcePlan, opts: storage.StorageOptions) -> int:
-    """Reviewed items from earlier runs join the seed set (the review loop closes here)."""
+def _add_feedback(
+    cfg: Config, plan: sources.SourcePlan, opts: storage.StorageOptions
+) -> pa.Table | None:
+    """Reviewed items from earlier runs join the seed set (the review loop closes here);
+    returns the rows added (with their review design weights), or None."""
     if not cfg.train.use_feedback or plan.kind == "parquet" or plan.listing is None:
-        return 0
+        return None
     if "text" in plan.listing.column_names:  # inline-text seeds: feedback uris are not fetchable
-        return 0
+        return None
     fb = sources.feedback_listing(cfg.output.root, opts)
     if fb is None or not fb.num_rows:
-        return 0
+        return None
     known = set(plan.listing.column("uri").to_pylist())
     fb = fb.filter(pa.array([u not in known for u in fb.column("uri").to_pylist()]))
     cols = ["item_id", "uri", "label"]
     plan.listing = pa.concat_tables([plan.listing.select(cols), fb.select(cols)])
     plan.fingerprint = f"{plan.fingerprint}+fb{fb.num_rows}"
-    return fb.num_rows
+    return fb
 
 
 def _seed_datasets(
@@ -178,12 +204,18 @@ def _seed_datasets(
     opts: storage.StorageOptions,
     chosen: pseudo.PseudoSelection | None = None,
     tokenizer_json: str | None = None,
+    holdout: bool = True,
 ) -> tuple[Any, Any, int, int]:
+    """(train, validation, n_train, n_val); without a holdout every seed item trains
+    (cross-fitted calibration) and the validation dataset is None."""
     listing = plan.listing
     assert listing is not None
     ids = listing.column("item_id").to_pylist()
     labels = listing.column("label").to_pylist()
-    is_val = stratified_split(ids, labels, cfg.train.val_fraction, cfg.train.seed)
+    if holdout:
+        is_val = stratified_split(ids, labels, cfg.train.val_fraction, cfg.train.seed)
+    else:
+        is_val = np.zeros(len(ids), dtype=bool)
     index = {c: i for i, c in enumerate(classes)}
     rng = np.random.default_rng(cfg.train.seed)
     decode = preprocessor(cfg, opts, cfg.model.pretrained or "", tokenizer_json)
@@ -205,7 +237,8 @@ def _seed_datasets(
     extra = chosen.table if chosen is not None and chosen.used else None
     n_extra = extra.num_rows if extra is not None else 0
     train_ds = build(~is_val, extra)
-    return train_ds, build(is_val), int((~is_val).sum()) + n_extra, int(is_val.sum())
+    val_ds = build(is_val) if is_val.any() else None
+    return train_ds, val_ds, int((~is_val).sum()) + n_extra, int(is_val.sum())
 
 
 def seed_rows_dataset(
@@ -311,12 +344,14 @@ def _fit(
     tmp: Path,
     n_train: int,
     n_val: int,
+    pretrained: str | None = None,
     tokenizer_json: str | None = None,
     weighted: bool = False,
 ) -> tuple[Path, list[dict[str, float]]]:
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    from raylabel.folds import loop_config
     from raylabel.train_loop import train_loop_per_worker
 
     shape = cluster.shape()
@@ -325,32 +360,13 @@ def _fit(
     if not t.use_gpu:
         # leave room for the decode tasks that feed the workers (a full reservation hangs)
         cpus = min(cpus, max(0.25, (shape.cpus - 0.5) / t.num_workers))
-    loop_config = {
-        "arch": cfg.model.arch,
-        "num_classes": len(classes),
-        "dropout": cfg.model.dropout,
-        "epochs": t.epochs,
-        "batch_size": t.batch_size,
-        "lr": t.lr,
-        "weight_decay": t.weight_decay,
-        "seed": t.seed,
-        "augment": t.augment,
-        "warmup_fraction": t.warmup_fraction,
-        "threads": max(1, round(cpus)),
-        "modality": cfg.modality,
-        "classes": classes,
-        "freeze_encoder": cfg.model.freeze_encoder,
-        "tokenizer_json": tokenizer_json,
-        "rnn": dataclasses.asdict(cfg.model.rnn),
-        "pretrained": _pretrained_local(cfg, tmp) if cfg.modality == "image" else None,
-        "pretrained_uri": cfg.model.pretrained if cfg.modality == "text" else None,
-        "storage": sources.storage_options(cfg),
-        "n_train": n_train,
-        "n_val": n_val,
-        "checkpoint_every": t.checkpoint_every,
-        "sample_weights": weighted,
-        "worker_cache_mb": t.worker_cache_mb,
-    }
+    config = loop_config(cfg, classes, max(1, round(cpus)), t.epochs, pretrained, tokenizer_json)
+    config.update(
+        n_train=n_train,
+        n_val=n_val,
+        checkpoint_every=t.checkpoint_every,
+        sample_weights=weighted,
+    )
     if storage.is_remote(cfg.output.root):
         fs, base = storage.resolve(
             storage.join(cfg.output.root, "_train"), sources.storage_options(cfg)
@@ -358,9 +374,10 @@ def _fit(
         run_kwargs: dict[str, Any] = {"storage_path": base, "storage_filesystem": fs}
     else:
         run_kwargs = {"storage_path": str(tmp / "ray_train")}
+    datasets = {"train": train_ds} if val_ds is None else {"train": train_ds, "val": val_ds}
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=loop_config,
+        train_loop_config=config,
         scaling_config=ScalingConfig(
             num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker={"CPU": cpus}
         ),
@@ -370,7 +387,7 @@ def _fit(
             checkpoint_config=CheckpointConfig(num_to_keep=1),
             **run_kwargs,
         ),
-        datasets={"train": train_ds, "val": val_ds},
+        datasets=datasets,
         dataset_config=DataConfig(datasets_to_split=["train"]),
     )
     result = trainer.fit()
@@ -432,37 +449,23 @@ def _make_card(
     cfg: Config,
     classes: list[str],
     plan: sources.SourcePlan,
-    ckpt_dir: Path,
+    calib: crossfit.CalibrationSet,
     history: list[dict[str, float]],
     version: str,
     n_train: int,
     n_val: int,
 ) -> ModelCard:
-    from safetensors.numpy import load_file as load_np
-
-    val = load_np(str(ckpt_dir / "val_logits.safetensors"))
-    logits, y = val["logits"].astype(np.float64), val["labels"].astype(np.int64)
+    """Temperature and thresholds from the calibration set; the card records how."""
+    logits, y = calib.logits, calib.labels
     temperature = calibrate.fit_temperature(logits, y)
-    raw = calibrate.softmax(logits)
     cal = calibrate.softmax(logits, temperature)
+    q = cfg.qc
     thr = calibrate.choose_thresholds(
-        cal, y, classes, cfg.qc.target_precision, cfg.qc.confidence_level, cfg.qc.min_support
-    )
+        cal, y, classes, q.target_precision, q.confidence_level, q.min_support, q.bound,
+        weights=calib.weights,
+    )  # fmt: skip
+    thr.calibration = calib.describe()
     last = history[-1] if history else {}
-    validation = {
-        "n": len(y),
-        "accuracy": float((raw.argmax(1) == y).mean()) if len(y) else float("nan"),
-        "loss": float(last.get("val_loss", float("nan"))),
-        "ece_before": float(calibrate.expected_calibration_error(raw, y)),
-        "ece_after": float(calibrate.expected_calibration_error(cal, y)),
-        "reliability_before": calibrate.reliability_curve(raw, y),
-        "reliability_after": calibrate.reliability_curve(cal, y),
-        "coverage_precision": calibrate.coverage_precision_curve(cal, y),
-        "per_class_accuracy": {
-            c: float((raw.argmax(1)[y == i] == i).mean()) if (y == i).any() else None
-            for i, c in enumerate(classes)
-        },
-    }
     return ModelCard(
         model_version=version,
         arch=cfg.model.arch,
@@ -473,11 +476,13 @@ def _make_card(
         thresholds={c: float(v) for c, v in thr.thresholds.items()},
         threshold_source=dict(thr.source),
         global_threshold=float(thr.global_threshold),
-        target_precision=cfg.qc.target_precision,
-        confidence_level=cfg.qc.confidence_level,
-        validation=validation,
+        target_precision=q.target_precision,
+        confidence_level=q.confidence_level,
+        validation=_validation(classes, logits, temperature, y),
         training={
             "epochs": cfg.train.epochs,
+            "epochs_run": len(history),
+            "min_steps": cfg.train.min_steps,
             "batch_size": cfg.train.batch_size,
             "lr": cfg.train.lr,
             "num_workers": cfg.train.num_workers,
@@ -487,9 +492,35 @@ def _make_card(
             "n_seed_items": plan.num_items,
             "seed_unreadable": int(last.get("seed_unreadable", 0)),
             "history": history,
+            "calibration": calib.describe(),
             "threshold_detail": thr.to_json(),
         },
         seed_fingerprint=plan.fingerprint,
         created_at=layout.utc_now().isoformat(),
         raylabel_version=__version__,
     )
+
+
+def _validation(
+    classes: list[str], logits: np.ndarray, temperature: float, y: np.ndarray
+) -> dict[str, Any]:
+    """The calibration set's quality figures (out-of-fold or held-out predictions)."""
+    from scipy.special import logsumexp
+
+    raw = calibrate.softmax(logits)
+    cal = calibrate.softmax(logits, temperature)
+    nll = logsumexp(logits, axis=1) - logits[np.arange(len(y)), y] if len(y) else np.zeros(0)
+    return {
+        "n": len(y),
+        "accuracy": float((raw.argmax(1) == y).mean()) if len(y) else float("nan"),
+        "loss": float(nll.mean()) if len(y) else float("nan"),
+        "ece_before": float(calibrate.expected_calibration_error(raw, y)),
+        "ece_after": float(calibrate.expected_calibration_error(cal, y)),
+        "reliability_before": calibrate.reliability_curve(raw, y),
+        "reliability_after": calibrate.reliability_curve(cal, y),
+        "coverage_precision": calibrate.coverage_precision_curve(cal, y),
+        "per_class_accuracy": {
+            c: float((raw.argmax(1)[y == i] == i).mean()) if (y == i).any() else None
+            for i, c in enumerate(classes)
+        },
+    }

@@ -17,17 +17,47 @@ from torch import nn
 
 def _augment(x: torch.Tensor, mode: str, gen: torch.Generator) -> torch.Tensor:
     """Label-preserving transforms: flips and small shifts for most images; quarter turns
-    too when the classes do not depend on orientation (shapes, cells, aerial tiles)."""
+    too when the classes do not depend on orientation (shapes, cells, aerial tiles). The
+    `_affine` modes add what a small seed needs most: a per-item random zoom, tilt and
+    shift plus brightness and contrast jitter, so a few dozen items per class stand for
+    many more views of them."""
     if mode == "none":
         return x
     n = x.shape[0]
     flip = torch.rand(n, generator=gen) < 0.5
     x = torch.where(flip.view(n, 1, 1, 1), x.flip(3), x)
-    if mode == "flip_rot90":
+    if mode.startswith("flip_rot90"):
         x = torch.rot90(x, int(torch.randint(0, 4, (1,), generator=gen)), (2, 3))
+    if mode.endswith("_affine"):
+        return _affine_jitter(x, gen)
     pad = max(1, x.shape[-1] // 16)
     dx, dy = (int(v) for v in torch.randint(-pad, pad + 1, (2,), generator=gen))
     return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+
+
+def _affine_jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Per-item zoom 0.85-1.15, rotation +-15 degrees, shift +-8%, then brightness +-20 and
+    contrast x0.8-1.2 (pixel units); returns float pixels in [0, 255] (the model's input
+    normalisation takes float as readily as uint8)."""
+    from torch.nn import functional as F
+
+    n = x.shape[0]
+
+    def u(lo: float, hi: float) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(n, generator=gen)
+
+    scale, angle = u(0.85, 1.15), u(-0.26, 0.26)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack(
+        [torch.stack([cos, -sin, u(-0.08, 0.08)], 1), torch.stack([sin, cos, u(-0.08, 0.08)], 1)],
+        1,
+    )
+    xf = x.float()
+    grid = F.affine_grid(theta, list(xf.shape), align_corners=False)
+    out = F.grid_sample(xf, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    out = (out - mean) * u(0.8, 1.2).view(n, 1, 1, 1) + mean + u(-20.0, 20.0).view(n, 1, 1, 1)
+    return out.clamp(0.0, 255.0)
 
 
 def lr_factor(step: int, total: int, warmup_fraction: float) -> float:
@@ -37,6 +67,13 @@ def lr_factor(step: int, total: int, warmup_fraction: float) -> float:
         return (step + 1) / warm
     progress = min(1.0, (step - warm) / max(1, total - warm))
     return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def effective_epochs(epochs: int, n_train: int, world: int, batch_size: int, min_steps: int) -> int:
+    """Epochs to run so a worker takes at least ``min_steps`` optimizer steps: an epoch-based
+    schedule gives a tiny seed almost no steps (160 items at batch 64: 3 a epoch)."""
+    per_epoch = max(1, math.ceil(max(n_train, 1) / max(world, 1) / max(batch_size, 1)))
+    return max(int(epochs), math.ceil(max(min_steps, 0) / per_epoch))
 
 
 def sample_weight(batch: Any) -> dict[str, torch.Tensor]:
@@ -139,6 +176,10 @@ class ImageTask:
             cache.seal()
             self.caches[id(shard)] = cache
 
+    def inputs_from_numpy(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """Model inputs of a numpy batch (prediction over a dataset's rows)."""
+        return {"x": torch.from_numpy(np.ascontiguousarray(batch["pixels"]))}
+
     def forward(self, model: nn.Module, inputs: dict[str, torch.Tensor], train: bool) -> Any:
         x = inputs["x"]
         if train:
@@ -172,6 +213,25 @@ def text_batches(shard: Any, bs: int, shuffle_seed: int | None, pad_id: int) -> 
         yield {**inputs, **sample_weight(batch)}, y  # pseudo-labels weigh less
 
 
+def text_inputs(batch: dict[str, np.ndarray], pad_id: int) -> dict[str, torch.Tensor]:
+    """Padded token ids and attention mask of a numpy batch (any text architecture)."""
+    from raylabel.text import pad
+
+    ids, mask = pad(list(batch["input_ids"]), pad_id)
+    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+
+
+def make_task(config: dict[str, Any], rank: int) -> Any:
+    """The adapter for the configured modality and architecture (Ray Train and fold tasks)."""
+    if config.get("modality") == "text" and config.get("arch") == "rnn":
+        from raylabel.text_rnn import RnnTextTask
+
+        return RnnTextTask(config, rank)
+    if config.get("modality") == "text":
+        return TextTask(config, rank)
+    return ImageTask(config, rank)
+
+
 class TextTask:
     """Token-id batches padded per batch; a transformers sequence classifier."""
 
@@ -188,6 +248,9 @@ class TextTask:
 
     def batches(self, shard: Any, bs: int, shuffle_seed: int | None) -> Any:
         return text_batches(shard, bs, shuffle_seed, self.pad_id)
+
+    def inputs_from_numpy(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        return text_inputs(batch, self.pad_id)
 
     def forward(self, model: nn.Module, inputs: dict[str, torch.Tensor], train: bool) -> Any:
         return model(**inputs).logits
@@ -215,15 +278,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     rank = ctx.get_world_rank()
     torch.set_num_threads(int(config["threads"]))
     torch.manual_seed(int(config["seed"]))
-    task: Any
-    if config.get("modality") == "text" and config.get("arch") == "rnn":
-        from raylabel.text_rnn import RnnTextTask
-
-        task = RnnTextTask(config, rank)
-    elif config.get("modality") == "text":
-        task = TextTask(config, rank)
-    else:
-        task = ImageTask(config, rank)
+    task = make_task(config, rank)
     model = task.model
     # a restarted worker group (train.max_failures) resumes from the last reported checkpoint
     resume = ray.train.get_checkpoint()
@@ -232,14 +287,16 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             task.restore(model, Path(ckpt_dir))
     model = ray.train.torch.prepare_model(model)
     device = ray.train.torch.get_device()
-    epochs = int(config["epochs"])
     opt = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad],
         lr=float(config["lr"]),
         weight_decay=float(config["weight_decay"]),
     )
     world = max(1, ctx.get_world_size())
-    steps_per_epoch = max(1, math.ceil(int(config["n_train"]) / world / int(config["batch_size"])))
+    bs = int(config["batch_size"])
+    n_train = int(config["n_train"])
+    epochs = effective_epochs(int(config["epochs"]), n_train, world, bs, config.get("min_steps", 0))
+    steps_per_epoch = max(1, math.ceil(n_train / world / bs))
     total_steps = steps_per_epoch * epochs
     warmup = float(config["warmup_fraction"])
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -248,8 +305,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     loss_fn = nn.CrossEntropyLoss(reduction="none")
     weighted = bool(config.get("sample_weights"))
     train_shard = ray.train.get_dataset_shard("train")
-    val_shard = ray.train.get_dataset_shard("val")
-    bs = int(config["batch_size"])
+    # cross-fitted calibration trains on every seed item: there is no validation split
+    val_shard = ray.train.get_dataset_shard("val") if int(config["n_val"]) else None
     history: list[dict[str, float]] = []
     start_epoch = 0
     if resume is not None:
@@ -380,6 +437,8 @@ def _restore_state(
 def _evaluate(
     task: ImageTask | TextTask, model: nn.Module, shard: Any, batch_size: int, device: torch.device
 ) -> tuple[np.ndarray, np.ndarray]:
+    if shard is None:
+        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
     model.eval()
     outs: list[np.ndarray] = []
     ys: list[np.ndarray] = []

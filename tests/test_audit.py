@@ -57,6 +57,7 @@ def audited(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Audi
         f"output.root={root / 'out'}",
         "model.image_size=16",
         "train.epochs=6",
+        "train.min_steps=0",
         "train.batch_size=16",
         "train.lr=0.01",
         "train.augment=none",

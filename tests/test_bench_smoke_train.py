@@ -47,3 +47,24 @@ def test_gpu_bench_runs_on_cpu(bench_cache: Path) -> None:
     )
     assert "model-only (cpu)" in out and "decode-only" in out
     assert "raylabel / min(model-only, decode-only) = " in out
+
+
+def test_small_seed_bench_smoke(tmp_path: Path) -> None:
+    out = run_bench(
+        "small_seed.py",
+        "--draws", "1",
+        "--per-class", "4",
+        "--drop", "60",
+        "--image-size", "16",
+        "--min-steps", "3",
+        "--folds", "2",
+        "--review-size", "20",
+        "--procs", "1",
+        "--pretrain-per-class", "4",
+        "--pretrain-steps", "2",
+        "--out", str(tmp_path / "small_seed.json"),
+    )  # fmt: skip
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith("4 ")]
+    methods = {r[1] for r in rows}
+    assert {"today", "sagemaker", "crossfit", "ensemble", "reviews"} <= methods
+    assert (tmp_path / "small_seed.json").is_file()

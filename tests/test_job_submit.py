@@ -45,6 +45,7 @@ def test_nightly_via_ray_job_submit(s3_server: S3Server, tmp_path: Path) -> None
         f"storage.endpoint_url={url}",
         "model.image_size=32",
         "train.epochs=1",
+        "train.min_steps=0",
         "qc.min_support=5",
         "review.size=10",
     ]

@@ -38,6 +38,7 @@ def _overrides(data: ImageDemoPaths, out: Path) -> list[str]:
         "drop.name=tiny",
         "model.image_size=32",
         "train.epochs=2",
+        "train.min_steps=0",
         "train.num_workers=2",
         "train.batch_size=32",
         "qc.min_support=5",

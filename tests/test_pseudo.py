@@ -300,6 +300,7 @@ def test_train_with_pseudo_labels_records_them_in_the_card(
             f"output.root={out}",
             "model.image_size=32",
             "train.epochs=1",
+            "train.min_steps=0",
             "train.num_workers=1",
             "train.batch_size=16",
             "qc.min_support=5",
@@ -314,8 +315,11 @@ def test_train_with_pseudo_labels_records_them_in_the_card(
     assert info["per_run"] == {"drop/r1": 20} and info["per_class"] == {"circle": 10, "square": 10}
     assert info["gate"]["passed"] and info["gate"]["run"] == "drop/r1"
     assert result.card.training["n_pseudo_labels"] == 20
-    assert result.card.training["n_train"] == 16 + 20  # pseudo-labels train, never validate
-    assert result.card.validation["n"] == 4
+    # cross-fitted: every seed item trains the final model and calibrates out of fold;
+    # pseudo-labels train, never calibrate
+    assert result.card.training["n_train"] == 20 + 20
+    assert result.card.validation["n"] == 20
+    assert result.card.training["calibration"]["items"] == 20
     assert any(line.startswith("pseudo-labels: 20 used") for line in result.summary_lines())
     saved = json.loads(Path(result.model_uri, "model_card.json").read_text())
     assert saved["pseudo_labels"]["used"] == 20

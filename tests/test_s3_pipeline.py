@@ -29,6 +29,7 @@ def _overrides(url: str) -> list[str]:
         f"storage.endpoint_url={url}",
         "model.image_size=32",
         "train.epochs=1",
+        "train.min_steps=0",
         "qc.min_support=5",
         "review.size=10",
     ]

@@ -85,6 +85,7 @@ def overrides(base: Path, seed: str, drop: str, out: str, *extra: str) -> list[s
         f"drop.path={drop}",
         f"output.root={out}",
         "train.epochs=3",
+        "train.min_steps=0",
         "train.num_workers=2",
         "train.batch_size=8",
         "train.lr=0.003",
@@ -181,6 +182,7 @@ def test_text_model_through_s3(ray_cluster: None, s3_server: S3Server, tmp_path:
             "model.pretrained=s3://rl-text/base",
             f"storage.endpoint_url={url}",
             "train.epochs=1",
+            "train.min_steps=0",
         ),
     )
     trained = train(cfg)

@@ -125,6 +125,7 @@ def test_rnn_text_demo_two_workers_without_minilm(
             "model.tokenizer.vocab_size=500",
             "model.tokenizer.train_on_drop_sample=20",
             "train.epochs=2",
+            "train.min_steps=0",
             "review.size=10",
         ],
         spec=spec,
@@ -137,10 +138,14 @@ def test_rnn_text_demo_two_workers_without_minilm(
     assert 17 <= tok["trained_on_drop_items"] <= 20  # a sampled bad item is skipped
     assert card["preprocessing"]["rnn"]["hidden"] == 16
     assert sorted(p.name for p in model_dir.iterdir()) == [
+        "calibration.parquet",
+        "folds",
         "model.safetensors",
         "model_card.json",
         "tokenizer.json",
     ]
+    for member in card["ensemble"]["members"]:  # each fold model carries its tokenizer too
+        assert (model_dir / member / "tokenizer.json").is_file()
 
     run = next((tmp_path / "output" / "runs" / "demo-text-drop").glob("r-*"))
     labels, errors = pq.read_table(run / "labels"), pq.read_table(run / "errors")

@@ -55,6 +55,8 @@ def test_killed_train_worker_resumes_from_last_checkpoint(
             f"output.root={tmp_path / 'out'}",
             "model.image_size=32",
             f"train.epochs={epochs}",
+            "train.min_steps=0",
+            "train.calibration=holdout",  # Ray Train's resume is the subject, not calibration
             "train.num_workers=1",
             "train.batch_size=8",
             "train.max_failures=2",  # one spare: a worker group slow to start on a loaded box
