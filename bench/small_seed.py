@@ -210,19 +210,16 @@ def pretrain(a: argparse.Namespace) -> str | None:
 
 def old_rule(ev: Any, min_support: int = 30) -> np.ndarray:
     """The rule before the small-seed work: own evidence or nothing; thin classes pooled."""
-    from raylabel.thresholds import NEVER_ACCEPT, _Cuts, _lowest_cut
+    from raylabel.thresholds import NEVER_ACCEPT, lowest_cut
 
-    g, _, _ = _lowest_cut(
-        _Cuts.of(ev.conf, ev.correct, ev.weight), TARGET, LEVEL, "clopper_pearson"
-    )
+    g = lowest_cut(ev.conf, ev.correct, ev.weight, TARGET, LEVEL)
     out = np.full(N_CLASSES, NEVER_ACCEPT)
     for c in range(N_CLASSES):
         m = ev.pred == c
         if m.sum() < min_support:
             out[c] = NEVER_ACCEPT if g is None else g
             continue
-        t, _, _ = _lowest_cut(_Cuts.of(ev.conf[m], ev.correct[m], ev.weight[m]), TARGET, LEVEL,
-                              "clopper_pearson")  # fmt: skip
+        t = lowest_cut(ev.conf[m], ev.correct[m], ev.weight[m], TARGET, LEVEL)
         out[c] = NEVER_ACCEPT if t is None else t
     return out
 
