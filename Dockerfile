@@ -7,7 +7,7 @@
 #
 # Keep the Ray version in BASE_IMAGE equal to the pin: KubeRay's rayVersion (k8s/*.yaml)
 # and the Ray that pip sees must agree, and pip must not replace the image's Ray.
-# tests/test_manifests.py checks all three. No credentials are baked in: S3 credentials
+# tests/deploy/ checks all three. No credentials are baked in: S3 credentials
 # come from the environment at run time (a Secret or IRSA, see k8s/).
 ARG BASE_IMAGE=rayproject/ray:2.60.0-py311-gpu
 FROM ${BASE_IMAGE}

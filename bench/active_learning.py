@@ -36,13 +36,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from raylabel.demo_images import ImageDemoSpec, write_image_demo  # noqa: E402
+from raylabel.demo.images import ImageDemoSpec, write_image_demo  # noqa: E402
+from raylabel.models.card import read_card_uri  # noqa: E402
 
 CLASSES = ("circle", "square", "triangle", "cross", "star")
 
 
 def decode_dir(files: list[Path], size: int) -> np.ndarray:
-    from raylabel.preprocess import decode_image
+    from raylabel.inputs.decode import decode_image
 
     return np.stack([decode_image(f.read_bytes(), size, 10**8) for f in files])
 
@@ -65,7 +66,7 @@ def train_model(x: np.ndarray, y: np.ndarray, n_cls: int, epochs: int, seed: int
     """small_cnn from scratch: Adam, cosine LR, random flips / 90-degree turns."""
     import torch
 
-    from raylabel.models import build_image_model
+    from raylabel.models.image import build_image_model
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -107,9 +108,9 @@ def accuracy(model: object, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def publish(model: object, root: Path, classes: list[str], size: int) -> str:
-    from raylabel import layout
-    from raylabel.models import ModelCard, save_model_dir
-    from raylabel.storage import StorageOptions
+    from raylabel.io import layout
+    from raylabel.io.storage import StorageOptions
+    from raylabel.models.card import ModelCard, save_model_dir
 
     version = layout.new_id("m-")
     card = ModelCard(
@@ -161,12 +162,13 @@ def main() -> None:
     import ray
     import torch
 
-    from raylabel import active, layout
     from raylabel.config import load_config
+    from raylabel.io import layout
+    from raylabel.io.storage import StorageOptions
     from raylabel.label import label
-    from raylabel.review import REVIEW_COLUMNS
-    from raylabel.sampling import LowestK, hash01
-    from raylabel.storage import StorageOptions
+    from raylabel.review import active
+    from raylabel.review.draw import REVIEW_COLUMNS
+    from raylabel.stats.sampling import LowestK, hash01
 
     torch.set_num_threads(2)
     out = args.out.resolve()
@@ -218,7 +220,7 @@ def main() -> None:
     labels = pq.read_table(Path(run.labels_dir), columns=REVIEW_COLUMNS)
     u = pa.array(hash01(labels["item_id"].to_pylist(), cfg.review.seed), pa.float64())
     labels = labels.append_column("u", u)
-    card = layout.read_card_uri(layout.model_uri(cfg.output.root, version), StorageOptions())
+    card = read_card_uri(layout.model_uri(cfg.output.root, version), StorageOptions())
     all_ids = sorted(labels["item_id"].to_pylist())
 
     picks: dict[str, dict[int, list[str]]] = {"active": {}, "least_confident": {}, "random": {}}

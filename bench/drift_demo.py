@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from active_learning import CLASSES, decode_dir, publish, start_ray, train_model  # noqa: E402
 
-from raylabel.demo_images import ImageDemoSpec, write_image_demo  # noqa: E402
+from raylabel.demo.images import ImageDemoSpec, write_image_demo  # noqa: E402
 
 SHIFT = (4.0, 1.0, 1.0, 0.25, 1.0)
 

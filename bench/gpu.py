@@ -40,7 +40,7 @@ def write_drop(out: Path, n: int) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from raylabel.demo_images import DEFAULT_CLASSES, render_shape
+    from raylabel.demo.images import DEFAULT_CLASSES, render_shape
 
     drop = out / f"gpu-drop-{n}"
     if drop.is_dir():
@@ -73,7 +73,7 @@ def write_drop(out: Path, n: int) -> Path:
 def model_only(arch: str, size: int, batch: int, seconds: float) -> dict:
     import torch
 
-    from raylabel.models import build_image_model
+    from raylabel.models.image import build_image_model
 
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
@@ -107,7 +107,7 @@ def model_only(arch: str, size: int, batch: int, seconds: float) -> dict:
 def _decode_file(args: tuple[str, int]) -> int:
     import pyarrow.parquet as pq
 
-    from raylabel.preprocess import decode_image
+    from raylabel.inputs.decode import decode_image
 
     path, size = args
     n = 0
@@ -127,9 +127,10 @@ def decode_only(drop: Path, size: int) -> dict:
 
 
 def publish(out: Path, arch: str, size: int) -> tuple[str, str]:
-    from raylabel import layout
-    from raylabel.models import ModelCard, build_image_model, save_model_dir
-    from raylabel.storage import StorageOptions
+    from raylabel.io import layout
+    from raylabel.io.storage import StorageOptions
+    from raylabel.models.card import ModelCard, save_model_dir
+    from raylabel.models.image import build_image_model
 
     classes = ["circle", "cross", "hexagon", "square", "star", "triangle"]
     root = out / f"gpu-output-{arch}-{size}"

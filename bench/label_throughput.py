@@ -86,7 +86,7 @@ def run_bare(drop: Path, model_dir: Path, out: Path, batch_size: int, threads: i
     import pyarrow.parquet as pq
     import torch
 
-    from raylabel.models import load_model_dir
+    from raylabel.models.predictor import load_model_dir
 
     t0 = time.time()
     torch.set_num_threads(threads)
@@ -132,7 +132,7 @@ class _Classifier:
     def __init__(self, model_dir: str, threads: int) -> None:
         import torch
 
-        from raylabel.models import load_model_dir
+        from raylabel.models.predictor import load_model_dir
 
         torch.set_num_threads(threads)
         self.model, card = load_model_dir(Path(model_dir))
@@ -251,8 +251,8 @@ def child(args: argparse.Namespace) -> int:
     num_cpus = os.cpu_count() or 1
     drop = streaming.drop_dir(out, n, args.image_size)
     root = streaming.output_root(out, args.image_size)
-    from raylabel import layout
-    from raylabel.storage import StorageOptions
+    from raylabel.io import layout
+    from raylabel.io.storage import StorageOptions
 
     version = layout.latest_model(str(root), StorageOptions())
     model_dir = Path(layout.model_uri(str(root), version))

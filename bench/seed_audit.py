@@ -45,8 +45,8 @@ def _args() -> argparse.Namespace:
 def _accuracy(model_dir: Path, drop_dir: Path, truth: Path, size: int) -> float:
     """Held-out accuracy of a published model (plain argmax), decoded here: the test set is
     a few hundred small images."""
-    from raylabel.models import Predictor
-    from raylabel.preprocess import decode_image
+    from raylabel.inputs.decode import decode_image
+    from raylabel.models.predictor import Predictor
 
     pred = Predictor.from_dir(model_dir)
     rows = [r for r in csv.DictReader(truth.open()) if r["label"]]
@@ -64,10 +64,10 @@ def _accuracy(model_dir: Path, drop_dir: Path, truth: Path, size: int) -> float:
 def _capture_probabilities() -> dict[str, Any]:
     """Keep the out-of-sample probabilities the audit hands to cleanlab, so every cleanlab
     method can be scored on the same fold models side by side (bench-only instrumentation)."""
-    import raylabel.audit as audit_module
+    import raylabel.audit.stage as audit_module
 
     captured: dict[str, Any] = {}
-    inner = audit_module._confident_learning
+    inner = audit_module.confident_learning
 
     def spy(cfg: Any, plan: Any, classes: list[str], probs: Any, oof_fold: Any) -> Any:
         captured["probs"], captured["classes"] = probs, classes
@@ -75,7 +75,7 @@ def _capture_probabilities() -> dict[str, Any]:
         captured["ids"] = plan.listing.column("item_id").to_pylist()
         return inner(cfg, plan, classes, probs, oof_fold)
 
-    audit_module._confident_learning = spy
+    audit_module.confident_learning = spy
     return captured
 
 
@@ -110,11 +110,11 @@ def main() -> None:
     import ray
 
     from raylabel.audit import audit, read_issues
-    from raylabel.audit_report import render_page
     from raylabel.config import load_config
-    from raylabel.demo_images import ImageDemoSpec, write_image_demo
-    from raylabel.demo_noise import plant_label_flips
-    from raylabel.storage import StorageOptions
+    from raylabel.demo.images import ImageDemoSpec, write_image_demo
+    from raylabel.demo.noise import plant_label_flips
+    from raylabel.io.storage import StorageOptions
+    from raylabel.report.audit_page import render_page
     from raylabel.train import train
 
     a = _args()

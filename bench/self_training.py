@@ -38,8 +38,8 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from raylabel.config import Config, load_config
-from raylabel.demo import IMAGE_DEMO_OVERRIDES, grade
-from raylabel.demo_images import DEFAULT_CLASSES, ImageDemoSpec, write_image_demo
+from raylabel.demo.images import DEFAULT_CLASSES, ImageDemoSpec, write_image_demo
+from raylabel.demo.run import IMAGE_DEMO_OVERRIDES, grade
 
 ARMS = ("baseline", "self_train")
 
@@ -93,7 +93,7 @@ def night_cfg(base: list[str], arm: str, drop_dir: Path, night: int) -> Config:
 
 def review_with_truth(cfg: Config, run_uri: str, truth: dict[str, str], out: Path) -> dict:
     """The simulated reviewer: true labels for the run's review sample -> `evaluate`."""
-    from raylabel.stages import evaluate_run
+    from raylabel.review import evaluate_run
 
     sample = pq.read_table(Path(run_uri) / "review" / "sample.parquet", columns=["item_id"])
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -152,10 +152,10 @@ def one_night(cfg: Config, truth_path: Path, review_csv: Path) -> dict[str, Any]
 
 def main() -> None:
     import ray
+    import raylabel.stages
 
     # import every stage up front: a long run must not pick up half-edited modules later
     import raylabel.label
-    import raylabel.stages
     import raylabel.train
 
     del raylabel

@@ -84,7 +84,7 @@ class Pool:
 
 
 def _render(classes: tuple[str, ...], labels: np.ndarray, size: int, seed: list[int]) -> np.ndarray:
-    from raylabel.demo_images import render_shape
+    from raylabel.demo.images import render_shape
 
     hard = np.random.default_rng([*seed, 99]).random(len(labels)) < 0.15
     out = np.empty((len(labels), 3, size, size), dtype=np.uint8)
@@ -96,7 +96,7 @@ def _render(classes: tuple[str, ...], labels: np.ndarray, size: int, seed: list[
 
 
 def make_pool(draw: int, max_per_class: int, n_drop: int, size: int) -> Pool:
-    from raylabel.demo_images import ALL_SHAPES
+    from raylabel.demo.images import ALL_SHAPES
 
     classes = ALL_SHAPES[:N_CLASSES]
     seed_y = np.repeat(np.arange(N_CLASSES), max_per_class)
@@ -154,8 +154,8 @@ def train(config: dict[str, Any], x: np.ndarray, y: np.ndarray, rank: int) -> An
     """A model trained by raylabel's fold/training function on in-memory items."""
     import torch
 
-    from raylabel.fold_model import fit_model
-    from raylabel.train_loop import make_task
+    from raylabel.fit.fold_model import fit_model
+    from raylabel.fit.loop import make_task
 
     torch.manual_seed(int(config["seed"]) * 1000 + rank)
     task = make_task(config, rank)
@@ -183,7 +183,7 @@ def pretrain(a: argparse.Namespace) -> str | None:
     import torch
     from safetensors.torch import save_file
 
-    from raylabel.demo_shapes import PRETRAIN_SHAPES
+    from raylabel.demo.shapes import PRETRAIN_SHAPES
 
     path = Path(a.out).parent / (
         f"pretrained-{a.image_size}px-{a.pretrain_per_class}x{len(PRETRAIN_SHAPES)}-"
@@ -210,7 +210,7 @@ def pretrain(a: argparse.Namespace) -> str | None:
 
 def old_rule(ev: Any, min_support: int = 30) -> np.ndarray:
     """The rule before the small-seed work: own evidence or nothing; thin classes pooled."""
-    from raylabel.thresholds import NEVER_ACCEPT, lowest_cut
+    from raylabel.stats.thresholds import NEVER_ACCEPT, lowest_cut
 
     g = lowest_cut(ev.conf, ev.correct, ev.weight, TARGET, LEVEL)
     out = np.full(N_CLASSES, NEVER_ACCEPT)
@@ -226,14 +226,14 @@ def old_rule(ev: Any, min_support: int = 30) -> np.ndarray:
 
 def sagemaker_rule(ev: Any) -> np.ndarray:
     """One global threshold: the lowest whose point-estimate accuracy reaches the target."""
-    from raylabel.thresholds import NEVER_ACCEPT, lowest_cut
+    from raylabel.stats.thresholds import NEVER_ACCEPT, lowest_cut
 
     g = lowest_cut(ev.conf, ev.correct, ev.weight, TARGET, LEVEL, "point")
     return np.full(N_CLASSES, NEVER_ACCEPT if g is None else g)
 
 
 def new_rule(ev: Any, method: str = "clopper_pearson") -> np.ndarray:
-    from raylabel.thresholds import thresholds_from_evidence
+    from raylabel.stats.thresholds import thresholds_from_evidence
 
     names = [str(i) for i in range(N_CLASSES)]
     res = thresholds_from_evidence(ev, names, TARGET, LEVEL, 30, method)
@@ -257,8 +257,8 @@ def review_evidence(probs: np.ndarray, y: np.ndarray, size: int, seed: int) -> A
     """A stratified review sample of a labeled drop (raylabel's allocation and strata),
     reviewed with the truth; design weights rescaled as `label` rescales them."""
     from raylabel.config import Config
-    from raylabel.sampling import allocate, confidence_bins, neyman_error_weights, stratum_key
-    from raylabel.thresholds import Evidence, review_weights
+    from raylabel.stats.sampling import allocate, confidence_bins, neyman_error_weights, stratum_key
+    from raylabel.stats.thresholds import Evidence, review_weights
 
     edges = list(Config().review.bin_edges)
     pred = probs.argmax(1)
@@ -285,10 +285,10 @@ def review_evidence(probs: np.ndarray, y: np.ndarray, size: int, seed: int) -> A
 def run_draw(job: tuple[int, list[int], argparse.Namespace, str | None]) -> list[dict[str, Any]]:
     import torch
 
-    from raylabel.calibrate import fit_temperature, softmax
-    from raylabel.folds import fold_assignment
-    from raylabel.thresholds import Evidence
-    from raylabel.train import stratified_split
+    from raylabel.fit.data import stratified_split
+    from raylabel.fit.folds import fold_assignment
+    from raylabel.stats.calibration import fit_temperature, softmax
+    from raylabel.stats.thresholds import Evidence
 
     draw, sizes, a, pre = job
     torch.set_num_threads(1)

@@ -80,7 +80,7 @@ def _id_width(n: int) -> int:
 
 def _render_pool(image_size: int, size: int = POOL_SIZE, seed: int = 0) -> list[bytes]:
     """`size` distinct PNG-encoded shapes (15% hard), deterministic in (image_size, seed)."""
-    from raylabel.demo_images import DEFAULT_CLASSES, render_shape
+    from raylabel.demo.images import DEFAULT_CLASSES, render_shape
 
     pool = []
     for i in range(size):
@@ -140,8 +140,8 @@ def output_root(out: Path, image_size: int) -> Path:
 
 def ensure_model(out: Path, image_size: int, num_cpus: int) -> tuple[str, float]:
     """A trained small_cnn under the output root (trained once); returns (version, seconds)."""
-    from raylabel import layout
-    from raylabel.storage import StorageOptions
+    from raylabel.io import layout
+    from raylabel.io.storage import StorageOptions
 
     root = output_root(out, image_size)
     version = layout.latest_model(str(root), StorageOptions())
@@ -150,7 +150,7 @@ def ensure_model(out: Path, image_size: int, num_cpus: int) -> tuple[str, float]
     import ray
 
     from raylabel.config import load_config
-    from raylabel.demo_images import ImageDemoSpec, write_image_demo
+    from raylabel.demo.images import ImageDemoSpec, write_image_demo
     from raylabel.train import train
 
     started = time.time()

@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def _configs(name: str, data: Any, out: Path, extra: list[str]) -> list[str]:
-    from raylabel import demo
+    from raylabel.demo import run as demo_run
 
-    base = demo.TEXT_RNN_DEMO_OVERRIDES if name == "rnn" else demo.TEXT_DEMO_OVERRIDES
-    pretrained = [] if name == "rnn" else [f"model.pretrained={demo.minilm_dir()}"]
+    base = demo_run.TEXT_RNN_DEMO_OVERRIDES if name == "rnn" else demo_run.TEXT_DEMO_OVERRIDES
+    pretrained = [] if name == "rnn" else [f"model.pretrained={demo_run.minilm_dir()}"]
     return [
         *base,
         *pretrained,
@@ -53,7 +53,7 @@ def _drop_table(data: Any) -> Any:
     """The drop's readable items as an in-memory table (benchmark-sized data only)."""
     import pyarrow as pa
 
-    from raylabel.text import TextItemError, decode_text
+    from raylabel.inputs.decode import TextItemError, decode_text
 
     ids, texts = [], []
     for path in sorted(Path(data.drop_dir).iterdir()):
@@ -72,9 +72,9 @@ def _model_items_per_s(
     import numpy as np
     import torch
 
-    from raylabel.models import Predictor
-    from raylabel.storage import StorageOptions
-    from raylabel.text import TokenizeText
+    from raylabel.inputs.tokenize import TokenizeText
+    from raylabel.io.storage import StorageOptions
+    from raylabel.models.predictor import Predictor
 
     torch.set_num_threads(1)
     pred = Predictor.from_dir(model_dir)
@@ -98,7 +98,7 @@ def _run_model(
     name: str, data: Any, out: Path, extra: list[str], batch_size: int, table: Any
 ) -> dict[str, Any]:
     from raylabel.config import load_config
-    from raylabel.demo import grade
+    from raylabel.demo.run import grade
     from raylabel.label import label
     from raylabel.train import train
 
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
 
-    from raylabel.demo_texts import TextDemoSpec, write_text_demo
+    from raylabel.demo.texts import TextDemoSpec, write_text_demo
 
     out = Path(args.out).resolve()
     data = write_text_demo(

@@ -36,7 +36,7 @@ WEIGHT_DECAY = 1e-4
 
 
 def ensure_seed(out: Path, per_class: int, image_size: int) -> Path:
-    from raylabel.demo_images import ImageDemoSpec, write_image_demo
+    from raylabel.demo.images import ImageDemoSpec, write_image_demo
 
     root = out / f"train-seed-{per_class}-px{image_size}"
     if (root / "seed").is_dir():
@@ -75,11 +75,11 @@ def run_single(seed: Path, out: Path, args: argparse.Namespace) -> dict:
     import torch
     from torch import nn
 
-    from raylabel import sources
     from raylabel.config import load_config
-    from raylabel.models import build_image_model
-    from raylabel.preprocess import decode_image
-    from raylabel.train import stratified_split
+    from raylabel.fit.data import stratified_split
+    from raylabel.inputs import sources
+    from raylabel.inputs.decode import decode_image
+    from raylabel.models.image import build_image_model
 
     t0 = time.time()
     torch.set_num_threads(os.cpu_count() or 1)

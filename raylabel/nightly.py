@@ -16,14 +16,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from raylabel import layout, sources, storage
 from raylabel.config import Config
-from raylabel.drift import verdict_line
-from raylabel.storage import StorageOptions
+from raylabel.errors import redact
+from raylabel.inputs import sources
+from raylabel.io import layout, storage
+from raylabel.io.storage import StorageOptions
+from raylabel.label.drift import verdict_line
+from raylabel.models.card import read_card_uri
 
 
 @dataclass
 class DropOutcome:
+    """What happened to one drop tonight, so every drop is accounted for in the night's summary."""
+
     drop: str
     status: str  # "done" | "skipped" | "failed" | "locked"
     detail: str = ""
@@ -33,6 +38,9 @@ class DropOutcome:
 
 @dataclass
 class NightlyResult:
+    """The night's account: the model used, whether and why it was retrained, and every drop's
+    outcome."""
+
     night_id: str
     model_version: str | None
     retrained: bool
@@ -42,12 +50,17 @@ class NightlyResult:
 
     @property
     def failed(self) -> list[DropOutcome]:
+        """The drops that failed; the CLI exits 1 when there are any, though the other drops were
+        still labeled."""
         return [o for o in self.outcomes if o.status == "failed"]
 
     def count(self, status: str) -> int:
+        """Drops with one status, for the summary lines and the night's JSON."""
         return sum(1 for o in self.outcomes if o.status == status)
 
     def summary_lines(self) -> list[str]:
+        """What `raylabel nightly` prints: totals, the model and why it was (not) retrained, and
+        each drop that was not skipped."""
         lines = [
             f"nightly {self.night_id}: {self.count('done')} done, {self.count('skipped')} skipped "
             f"(already committed), {self.count('locked')} locked by another run, "
@@ -90,6 +103,8 @@ class Lease:
         return float(held.get("expires_at", 0)) < time.time()
 
     def acquire(self) -> bool:
+        """Take the drop's lease, taking over an expired one; False when another run holds it, and
+        the caller leaves that drop alone."""
         body = {"owner": self.owner, "expires_at": time.time() + self.ttl_s}
         if storage.exists(self.uri, self.opts):
             if not self._expired():
@@ -112,6 +127,8 @@ class Lease:
         return storage.read_json(self.uri, self.opts).get("owner") == self.owner
 
     def release(self) -> None:
+        """Give the lease back only if it is still ours, so a run whose lease expired never deletes
+        the next holder's; storage errors are ignored as the lease expires anyway."""
         try:
             if storage.read_json(self.uri, self.opts).get("owner") == self.owner:
                 storage.delete_tree(self.uri, self.opts)
@@ -153,7 +170,7 @@ def retrain_decision(cfg: Config, opts: StorageOptions) -> tuple[bool, str, str 
     version = cfg.run.model_version or layout.latest_model(cfg.output.root, opts)
     if not version:
         return True, "no model yet", None
-    card = layout.read_card_uri(layout.model_uri(cfg.output.root, version), opts)
+    card = read_card_uri(layout.model_uri(cfg.output.root, version), opts)
     created = datetime.fromisoformat(card.created_at)
     age = layout.utc_now() - created
     if age > timedelta(days=cfg.nightly.max_model_age_days):
@@ -175,6 +192,8 @@ def _drop_config(cfg: Config, name: str, version: str | None) -> Config:
 
 
 def nightly(cfg: Config) -> NightlyResult:
+    """One night: label every drop without a committed run, retraining first when due; a failing
+    drop is recorded while the others go on, and the night's summary lists every drop."""
     from raylabel.label import label
     from raylabel.train import train
 
@@ -214,7 +233,7 @@ def nightly(cfg: Config) -> NightlyResult:
                 )
             )
         except Exception as exc:  # one bad drop must not stop the others
-            msg = storage.redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+            msg = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
             outcomes.append(DropOutcome(name, "failed", f"{type(exc).__name__}: {msg}"))
         finally:
             lease.release()

@@ -17,8 +17,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from raylabel.inference import InferenceActor
-from raylabel.models import ModelCard, Predictor, build_image_model, save_model_dir
+from raylabel.label.actor import InferenceActor
+from raylabel.models.card import ModelCard, save_model_dir
+from raylabel.models.image import build_image_model
+from raylabel.models.predictor import Predictor
 
 
 def image_check(tmp: Path) -> None:
@@ -72,7 +74,8 @@ def image_check(tmp: Path) -> None:
 def text_check(tmp: Path) -> None:
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    from raylabel.text import build_text_model, pad
+    from raylabel.models.batches import pad
+    from raylabel.models.hf_text import build_text_model
 
     words = [f"w{i}" for i in range(200)]
     base = tmp / "bert"
@@ -110,7 +113,7 @@ def text_check(tmp: Path) -> None:
     tok.save_pretrained(str(out_dir))
     import json
 
-    from raylabel.models import sha256_file
+    from raylabel.models.card import sha256_file
 
     card.weights_sha256 = sha256_file(out_dir / "model.safetensors")
     (out_dir / "model_card.json").write_text(json.dumps(card.to_json()))

@@ -1,0 +1,21 @@
+"""`raylabel audit`: rank likely label errors in the seed before they are trained in."""
+
+from raylabel.audit.stage import (
+    ISSUES_FILE,
+    ISSUES_SCHEMA,
+    SUMMARY_FILE,
+    AuditResult,
+    audit,
+    exclude_from_training,
+    read_issues,
+)
+
+__all__ = [
+    "ISSUES_FILE",
+    "ISSUES_SCHEMA",
+    "SUMMARY_FILE",
+    "AuditResult",
+    "audit",
+    "exclude_from_training",
+    "read_issues",
+]

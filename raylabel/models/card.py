@@ -1,0 +1,149 @@
+"""The checkpoint contract: a model directory holds `model.safetensors` and `model_card.json`.
+
+Weights are only ever read with safetensors (no pickle), and the card must agree with the
+weights (classes, shapes) or loading stops with a clear error: a bucket is not a trusted
+source of code. The card is what a labeler needs to reproduce predictions and what a
+reviewer needs to trust them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import save_file
+from torch import nn
+
+from raylabel.errors import ModelLoadError
+from raylabel.io import storage
+from raylabel.io.storage import StorageOptions
+
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "model_card.json"
+# the items the thresholds came from; labeling adds reviewed items to them
+CALIBRATION_FILE = "calibration.parquet"
+# cross-fitted fold models, each a model directory of its own (infer.ensemble)
+FOLDS_DIR = "folds"
+CARD_FORMAT = 1
+UNSAFE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz")
+
+
+@dataclass
+class ModelCard:
+    """What a labeler needs to reproduce predictions, and what a reviewer needs to trust them."""
+
+    model_version: str
+    arch: str
+    modality: str
+    classes: list[str]
+    preprocessing: dict[str, Any]
+    temperature: float = 1.0
+    thresholds: dict[str, float] = field(default_factory=dict)
+    threshold_source: dict[str, str] = field(default_factory=dict)
+    global_threshold: float = 1.0
+    target_precision: float = 0.95
+    confidence_level: float = 0.95
+    validation: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    # self-training provenance (raylabel.pseudo): used count, per-run counts, gate evidence
+    pseudo_labels: dict[str, Any] = field(default_factory=dict)
+    # cross-fitted fold models kept for labeling by their ensemble (infer.ensemble)
+    ensemble: dict[str, Any] = field(default_factory=dict)
+    seed_fingerprint: str = ""
+    weights_sha256: str = ""
+    created_at: str = ""
+    raylabel_version: str = ""
+    format_version: int = CARD_FORMAT
+
+    def to_json(self) -> dict[str, Any]:
+        """The card as the plain dict written to model_card.json (every field)."""
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelCard:
+        """Rebuild a card from model_card.json: unknown keys are ignored so older code reads newer
+        cards, and a card without its identity fields is a ModelLoadError."""
+        known = set(cls.__dataclass_fields__)
+        missing = [k for k in ("model_version", "arch", "modality", "classes") if k not in data]
+        if missing:
+            raise ModelLoadError(f"model card is missing {', '.join(missing)}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def class_threshold(self, index: int) -> float:
+        """The acceptance threshold of class `index`; a class without one of its own falls back to
+        the global threshold, so every class always has one."""
+        name = self.classes[index]
+        return float(self.thresholds.get(name, self.global_threshold))
+
+
+def sha256_file(path: Path) -> str:
+    """A file's sha256, read in 1 MiB chunks: the card records the weights' hash so swapped or
+    corrupt weights are refused at load."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_model_dir(model: nn.Module, card: ModelCard, out_dir: Path) -> ModelCard:
+    """Write weights (safetensors) and the card; the card records the weights' hash."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out_dir / WEIGHTS_FILE), metadata={"format": "pt"})
+    card.weights_sha256 = sha256_file(out_dir / WEIGHTS_FILE)
+    (out_dir / CARD_FILE).write_text(json.dumps(card.to_json(), indent=2))
+    return card
+
+
+def read_card(model_dir: Path) -> ModelCard:
+    """The card of a local model directory; a missing or malformed card is a ModelLoadError, never a
+    half-loaded model."""
+    path = model_dir / CARD_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"{model_dir}: no {CARD_FILE}")
+    try:
+        return ModelCard.from_json(json.loads(path.read_text()))
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{path}: not valid JSON ({exc.msg})") from None
+
+
+def card_line(info: dict[str, Any] | None) -> str | None:
+    """One human line for a card's `pseudo_labels` (None when the feature was off)."""
+    if not info or info.get("status") in (None, "disabled"):
+        return None
+    if info["status"] == "used":
+        runs = ", ".join(f"{r}: {n}" for r, n in info.get("per_run", {}).items())
+        return (
+            f"pseudo-labels: {info['used']} used (loss weight {info['weight']:g}) from "
+            f"{len(info.get('per_run', {}))} run(s) [{runs}]; {info['reason']}"
+        )
+    return f"pseudo-labels {info['status']}: {info['reason']}"
+
+
+def pseudo_summary(info: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The card's `pseudo_labels` for summary.json, with its human line (None when off)."""
+    line = card_line(info)
+    return {**(info or {}), "line": line} if line else None
+
+
+def read_card_uri(model_dir_uri: str, opts: StorageOptions) -> ModelCard:
+    """The model card of a published model, read without downloading the weights."""
+    from raylabel.models.card import ModelCard
+
+    return ModelCard.from_json(
+        storage.read_json(storage.join(model_dir_uri, "model_card.json"), opts)
+    )
+
+
+def copy_model_dir(saved_dir: Path, card: ModelCard, out_dir: Path) -> None:
+    """A `save_pretrained`-style directory (safetensors weights + tokenizer) plus our card
+    recording the weights' hash."""
+    import shutil
+
+    shutil.copytree(saved_dir, out_dir)
+    card.weights_sha256 = sha256_file(out_dir / WEIGHTS_FILE)
+    (out_dir / CARD_FILE).write_text(json.dumps(card.to_json(), indent=2))

@@ -1,0 +1,15 @@
+"""The review loop: the stratified sample and the active queue of a run, Label Studio files,
+and `sample` / `evaluate` on committed runs."""
+
+from raylabel.review.draw import draw_review
+from raylabel.review.evaluate import EvaluateResult, evaluate_run, evaluate_with_truth
+from raylabel.review.redraw import RedrawResult, resample
+
+__all__ = [
+    "EvaluateResult",
+    "RedrawResult",
+    "draw_review",
+    "evaluate_run",
+    "evaluate_with_truth",
+    "resample",
+]

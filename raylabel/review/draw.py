@@ -1,0 +1,278 @@
+"""The review sample of a run: stratified, deterministic, drawn in one streaming pass.
+
+Strata populations come from the label pass. The sample in stratum h is the n_h items
+with the smallest u = hash(item_id, review.seed). Since u is uniform, the n_h-th smallest
+of N_h values is below a Beta quantile with overwhelming probability, so the pass ships
+only rows under that bound to the driver (about n_h per stratum), never the drop. If a
+stratum ever comes back short, it is re-read with no bound: exact either way.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from raylabel.config import Config
+from raylabel.io import storage
+from raylabel.io.layout import RunLayout
+from raylabel.io.storage import StorageOptions
+from raylabel.models.card import ModelCard
+from raylabel.review import active, labelstudio
+from raylabel.stats.sampling import (
+    LowestK,
+    SampleState,
+    allocate,
+    confidence_bins,
+    draw_sample,
+    hash01,
+    neyman_error_weights,
+    stratum_key,
+)
+
+REVIEW_COLUMNS = [
+    "item_id",
+    "uri",
+    "label",
+    "confidence",
+    "raw_confidence",
+    "margin",
+    "accepted",
+    "threshold",
+    "model_version",
+    "run_id",
+    "drop",
+]
+BOUND_TAIL = 1e-9
+
+
+def u_bounds(populations: dict[str, int], allocation: dict[str, int]) -> dict[str, float]:
+    """Per stratum, a u below which the n_h smallest lie with probability 1 - 1e-9."""
+    from scipy.stats import beta
+
+    out = {}
+    for key, n_h in allocation.items():
+        big_n = populations.get(key, 0)
+        if n_h <= 0:
+            out[key] = -1.0
+        elif n_h >= big_n:
+            out[key] = 1.0
+        else:
+            out[key] = float(beta.ppf(1 - BOUND_TAIL, n_h, big_n - n_h + 1))
+    return out
+
+
+def _candidates(
+    batch: pa.Table,
+    bounds: dict[str, float],
+    edges: list[float],
+    seed: int,
+    conf_cut: float,
+    pool: dict[str, Any] | None = None,
+) -> pa.Table:
+    """Rows that may be in the sample (u under their stratum's bound) or the uncertain list
+    (least-confident cutoff, or the active queue's per-class margin pool)."""
+    if batch.num_rows == 0:
+        return batch.append_column("u", pa.array([], pa.float64()))
+    ids = batch.column("item_id").to_pylist()
+    u = hash01(ids, seed)
+    conf = batch.column("confidence").to_numpy(zero_copy_only=False)
+    bins = confidence_bins(conf, edges)
+    labels = np.asarray(batch.column("label").to_pylist(), dtype=object)
+    bound = np.full(len(ids), -1.0)
+    for lab in np.unique(labels):  # one key per stratum, not per row
+        rows = labels == lab
+        per_bin = np.array(
+            [bounds.get(stratum_key(lab, b, edges), -1.0) for b in range(len(edges) - 1)]
+        )
+        bound[rows] = per_bin[bins[rows]]
+    keep = (u <= bound) | (conf <= conf_cut)
+    if pool:
+        keep |= active.pool_mask(batch, u, pool["cutoffs"], pool["k"])
+    out = batch.append_column("u", pa.array(u, pa.float64()))
+    return out.filter(pa.array(keep))
+
+
+def _scan(run: RunLayout, opts: StorageOptions, fn_kwargs: dict[str, Any]) -> pa.Table:
+    import ray.data
+
+    fs, path = storage.resolve(run.labels_dir, opts)
+    if not storage.exists(run.labels_dir, opts):
+        return pa.table({c: pa.array([], pa.string()) for c in REVIEW_COLUMNS})
+    ds = ray.data.read_parquet(path, filesystem=fs).select_columns(REVIEW_COLUMNS)
+    ds = ds.map_batches(_candidates, fn_kwargs=fn_kwargs, batch_format="pyarrow", batch_size=8192)
+    parts = [
+        pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
+        for b in ds.iter_batches(batch_format="pyarrow", batch_size=None)
+    ]
+    parts = [p for p in parts if p.num_rows]
+    return pa.concat_tables(parts) if parts else pa.table({})
+
+
+def uncertain_cutoff(hist: dict[str, list[int]], k: int) -> float:
+    """Smallest histogram edge under which at least k items lie (from the label pass)."""
+    if k <= 0 or not hist:
+        return -1.0
+    total = np.sum([np.asarray(v) for v in hist.values()], axis=0)
+    cum = np.cumsum(total)
+    bins = len(total)
+    idx = int(np.searchsorted(cum, k))
+    return min(1.0, (idx + 1) / bins)
+
+
+def draw_review(
+    cfg: Config,
+    run: RunLayout,
+    card: ModelCard,
+    stats: dict[str, Any],
+    opts: StorageOptions,
+    plan: Any = None,
+) -> dict[str, Any]:
+    """Stratified sample + uncertain list in one scan; ``plan`` (the drop's SourcePlan, when
+    known) lets the active queue re-read inline payloads of its small candidate pool."""
+    r = cfg.review
+    populations = {k: int(v) for k, v in stats["strata"].items()}
+    weights = neyman_error_weights(populations) if r.allocation == "error_weighted" else None
+    allocation = (
+        allocate(populations, r.size, r.allocation, r.min_per_stratum, weights)
+        if populations and r.size
+        else {}
+    )
+    bounds = u_bounds(populations, allocation)
+    kcenter = r.uncertain_strategy == "margin_kcenter"
+    cut = -1.0 if kcenter else uncertain_cutoff(stats["hist"], r.uncertain_size)
+    kwargs = {"bounds": bounds, "edges": list(r.bin_edges), "seed": r.seed, "conf_cut": cut}
+    if kcenter and r.uncertain_size > 0:
+        pool_k = active.pool_per_class(r.uncertain_size, len(card.classes), r.uncertain_pool_factor)
+        cutoffs = active.margin_cutoffs(stats.get("margin_hist"), pool_k)
+        kwargs["pool"] = {"cutoffs": cutoffs, "k": pool_k}
+    cands = _scan(run, opts, kwargs) if populations else pa.table({})
+    sample = _select(cands, populations, allocation, r, run, opts)
+    if kcenter:
+        uncertain, queue_info = active.build_queue(cfg, run, card, cands, plan, opts)
+    else:
+        uncertain = _uncertain(cands, r.uncertain_size, r.seed)
+        queue_info = {"strategy": "least_confident"}
+    files = write_review_files(run, card, sample, uncertain, opts)
+    return {
+        "size": sample.num_rows,
+        "requested": r.size,
+        "strata": len([k for k, v in allocation.items() if v > 0]),
+        "allocation_method": r.allocation,
+        "allocation": allocation,
+        "seed": r.seed,
+        "uncertain": uncertain.num_rows,
+        "uncertain_queue": queue_info,
+        "files": files,
+    }
+
+
+def _select(
+    cands: pa.Table,
+    populations: dict[str, int],
+    allocation: dict[str, int],
+    r: Any,
+    run: RunLayout,
+    opts: StorageOptions,
+) -> pa.Table:
+    edges = list(r.bin_edges)
+    cap = max(allocation.values(), default=0)
+    state = SampleState(cap=max(cap, 1))
+    if cands.num_rows:
+        state.add(cands.drop_columns(["u"]), edges, r.seed, columns=REVIEW_COLUMNS)
+    short = [
+        k
+        for k, n in allocation.items()
+        if len(state.candidates.get(k, [])) < min(n, populations[k])
+    ]
+    if short:  # astronomically rare: re-read with no bound for those strata
+        bounds = u_bounds(populations, allocation)
+        bounds.update({k: 1.0 for k in short})
+        again = _scan(
+            run, opts, {"bounds": bounds, "edges": edges, "seed": r.seed, "conf_cut": -1.0}
+        )
+        state = SampleState(cap=max(cap, 1))
+        state.add(again.drop_columns(["u"]), edges, r.seed, columns=REVIEW_COLUMNS)
+    state.populations = dict(populations)
+    return draw_sample(state, allocation) if allocation else pa.table({})
+
+
+def _uncertain(cands: pa.Table, k: int, seed: int) -> pa.Table:
+    """The k least-confident items (the candidates hold every item under the histogram
+    cutoff, which is computed on the same confidence)."""
+    if not cands.num_rows or k <= 0:
+        return pa.table({})
+    low = LowestK(k=k, column="confidence", seed=seed)
+    low.add(cands, columns=[*REVIEW_COLUMNS, "u"])
+    return low.to_table()
+
+
+def write_review_files(
+    run: RunLayout, card: ModelCard, sample: pa.Table, uncertain: pa.Table, opts: StorageOptions
+) -> dict[str, str]:
+    """Publish the review sample and the uncertain queue in each form reviewers use (Parquet, CSV,
+    Label Studio tasks and config); returns the uris for the summary."""
+    files: dict[str, str] = {}
+
+    def put(name: str, data: bytes) -> None:
+        uri = storage.join(run.review_dir, name)
+        storage.write_bytes(uri, data, opts)
+        files[name] = uri
+
+    data_key = card.modality  # the Label Studio object: "image" or "text"
+    put("sample.parquet", _parquet_bytes(sample))
+    put("sample.csv", _csv_bytes(sample))
+    tasks = (
+        labelstudio.tasks_from_sample(
+            sample,
+            card.model_version,
+            card.classes,
+            with_predictions=True,
+            data_key=data_key,
+            to_name=data_key,
+        )
+        if sample.num_rows
+        else []
+    )
+    put("labelstudio.json", json.dumps(tasks, indent=1, default=str).encode())
+    put(
+        "labelstudio_config.xml",
+        labelstudio.labeling_config_xml(card.classes, card.modality).encode(),
+    )
+    put("uncertain.parquet", _parquet_bytes(uncertain))
+    put("uncertain.csv", _csv_bytes(uncertain))
+    un_tasks = (
+        labelstudio.tasks_from_sample(
+            uncertain,
+            card.model_version,
+            card.classes,
+            with_predictions=False,
+            data_key=data_key,
+            to_name=data_key,
+        )
+        if uncertain.num_rows
+        else []
+    )
+    put("uncertain_labelstudio.json", json.dumps(un_tasks, indent=1, default=str).encode())
+    return files
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
+def _csv_bytes(table: pa.Table) -> bytes:
+    out = io.StringIO()
+    cols = [c for c in table.column_names if not pa.types.is_nested(table.schema.field(c).type)]
+    writer = csv.writer(out)
+    writer.writerow(cols)
+    for row in table.select(cols).to_pylist():
+        writer.writerow([row[c] for c in cols])
+    return out.getvalue().encode()

@@ -1,0 +1,171 @@
+"""`raylabel evaluate`: reviewed labels of a committed run's sample become accuracy estimates
+with intervals, and feedback for the next training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from raylabel.config import Config
+from raylabel.errors import ReviewError
+from raylabel.inputs import sources
+from raylabel.io import layout, storage
+from raylabel.io.layout import RunLayout
+from raylabel.io.storage import StorageOptions
+from raylabel.review import labelstudio
+from raylabel.review.runs import rewrite_summary, run_context
+from raylabel.stats.estimate import calibration_flags, estimate_from_reviews
+
+
+def _read_sample(run: RunLayout, opts: StorageOptions) -> pa.Table:
+    uri = storage.join(run.review_dir, "sample.parquet")
+    if not storage.exists(uri, opts):
+        raise storage.InputNotFound(f"no review sample in {run.review_dir}")
+    return pq.read_table(pa.BufferReader(storage.read_bytes(uri, opts)))
+
+
+def _join_truth(sample: pa.Table, truth: dict[str, str]) -> pa.Table:
+    ids = sample.column("item_id").to_pylist()
+    return sample.append_column("true_label", pa.array([truth.get(i) for i in ids], pa.string()))
+
+
+def _estimates(joined: pa.Table, cfg: Config, summary: dict[str, Any]) -> dict[str, Any]:
+    level = cfg.qc.confidence_level
+    est = estimate_from_reviews(
+        joined,
+        confidence_level=level,
+        populations=summary.get("strata"),
+        classes=summary.get("classes"),
+    )
+    reviewed = joined.column("true_label").drop_null()
+    return {
+        "n_reviewed": len(reviewed),
+        "confidence_level": level,
+        "target_precision": summary.get("qc", {}).get("target_precision"),
+        "estimates": {
+            "overall": est["overall"].to_json(),
+            "accepted": est["accepted"].to_json() if "accepted" in est else None,
+        },
+        "overall": est["overall"].to_json(),
+        "accepted": est["accepted"].to_json() if "accepted" in est else None,
+        "per_class": {c: e.to_json() for c, e in est["per_class"].items()},
+        "flags": calibration_flags(joined, confidence_level=level),
+    }
+
+
+@dataclass
+class EvaluateResult:
+    """What `evaluate` found and wrote."""
+
+    evaluation: dict[str, Any]
+    feedback_uri: str
+    evaluation_uri: str
+
+    def summary_lines(self) -> list[str]:
+        """The estimates with intervals, then where the files went."""
+        return [
+            *evaluation_lines(self.evaluation),
+            f"feedback for the next training: {self.feedback_uri}",
+            f"evaluation: {self.evaluation_uri}",
+        ]
+
+
+def evaluate_run(cfg: Config) -> EvaluateResult:
+    """Reviewed labels -> accuracy estimates with intervals; reviews join the feedback set."""
+    cfg.require("review.reviewed")
+    run, summary, card, opts = run_context(cfg)
+    path = cfg.review.reviewed or ""
+    storage.check_input(path, opts, "review.reviewed")
+    sample = _read_sample(run, opts)
+    try:
+        reviews = labelstudio.parse_reviews(storage.read_bytes(path, opts), name=path)
+        labelstudio.validate_reviews(
+            reviews, set(sample.column("item_id").to_pylist()), card.classes
+        )
+    except ValueError as exc:
+        raise ReviewError(f"review.reviewed: {exc}") from None
+    truth = dict(
+        zip(
+            reviews.column("item_id").to_pylist(),
+            reviews.column("true_label").to_pylist(),
+            strict=False,
+        )
+    )
+    joined = _join_truth(sample, truth)
+    evaluation = _estimates(joined, cfg, summary)
+    evaluation["reviewed_file"] = path
+    evaluation["evaluated_at"] = layout.utc_now().isoformat()
+    storage.write_json(run.path("evaluation.json"), evaluation, opts)
+    feedback = write_feedback(cfg, run, joined, opts, scorer=summary.get("scorer", "model"))
+    summary["evaluation"] = evaluation
+    rewrite_summary(run, summary, opts)
+    return EvaluateResult(evaluation, feedback, run.path("evaluation.json"))
+
+
+def evaluation_lines(ev: dict[str, Any]) -> list[str]:
+    """Human lines of an evaluation block (the demo prints them too)."""
+    lines = [f"{ev['n_reviewed']} reviewed items"]
+    for name in ("overall", "accepted"):
+        e = ev.get(name)
+        if e and e.get("point") is not None:
+            lines.append(
+                f"  {name:9s} accuracy {e['point']:.1%} "
+                f"[{e['lower']:.1%}, {e['upper']:.1%}] ({ev['confidence_level']:.0%} CI, "
+                f"n={e['n_reviewed']})"
+            )
+    if ev.get("flags"):
+        lines.append(f"  {len(ev['flags'])} strata where observed accuracy contradicts confidence")
+    return lines
+
+
+def write_feedback(
+    cfg: Config, run: RunLayout, joined: pa.Table, opts: StorageOptions, scorer: str = "model"
+) -> str:
+    """Reviewed items become labeled examples (`feedback/<drop>/<run_id>.parquet`). They
+    keep what makes them calibration evidence too: the model's confidence, the sample's
+    design weight, and which model (or fold ensemble) scored them."""
+    reviewed = joined.filter(pc.is_valid(joined.column("true_label")))
+    n = reviewed.num_rows
+
+    def col(name: str, typ: pa.DataType) -> pa.Array:
+        if name in reviewed.column_names:
+            return reviewed.column(name).cast(typ)
+        return pa.nulls(n, typ)
+
+    table = pa.table(
+        {
+            "item_id": reviewed.column("item_id"),
+            "uri": reviewed.column("uri"),
+            "label": reviewed.column("true_label"),
+            "predicted": reviewed.column("label"),
+            "drop": pa.array([run.drop] * n, pa.string()),
+            "run_id": pa.array([run.run_id] * n, pa.string()),
+            "model_version": col("model_version", pa.string()),
+            "confidence": col("confidence", pa.float64()),
+            "weight": col("weight", pa.float64()),
+            "sampled": pa.array([True] * n, pa.bool_()),
+            "scorer": pa.array([scorer] * n, pa.string()),
+        }
+    )
+    uri = storage.join(cfg.output.root, "feedback", run.drop, f"{run.run_id}.parquet")
+    buf = pa.BufferOutputStream()
+    pq.write_table(table, buf)
+    storage.write_bytes(uri, buf.getvalue().to_pybytes(), opts)
+    return uri
+
+
+def evaluate_with_truth(cfg: Config, run_dir: str, truth: dict[str, str]) -> dict[str, Any] | None:
+    """A simulated reviewer who answers with the truth (demo and tests only)."""
+    opts = sources.storage_options(cfg)
+    uri = storage.join(run_dir, "review", "sample.parquet")
+    if not storage.exists(uri, opts):
+        return None
+    sample = pq.read_table(pa.BufferReader(storage.read_bytes(uri, opts)))
+    if not sample.num_rows:
+        return None
+    summary = storage.read_json(storage.join(run_dir, "summary.json"), opts)
+    return _estimates(_join_truth(sample, truth), cfg, summary)

