@@ -19,7 +19,7 @@ from typing import Any
 from raylabel.config import Config
 from raylabel.errors import redact
 from raylabel.inputs import sources
-from raylabel.io import layout, storage
+from raylabel.io import layout, listing, storage
 from raylabel.io.storage import StorageOptions
 from raylabel.label.drift import verdict_line
 from raylabel.models.card import read_card_uri
@@ -139,8 +139,8 @@ class Lease:
 def pending_drops(cfg: Config, opts: StorageOptions) -> tuple[list[str], list[str]]:
     """(pending, committed) drop names under drops.root."""
     root = cfg.drops.root or ""
-    storage.check_input(root, opts, "drops.root")
-    names = storage.list_dirs(root, opts)
+    listing.check_input(root, opts, "drops.root")
+    names = listing.list_dirs(root, opts)
     pending, done = [], []
     for name in names:
         (done if layout.latest_run(cfg.output.root, name, opts) else pending).append(name)
@@ -156,7 +156,7 @@ def new_feedback(cfg: Config, opts: StorageOptions, since: datetime) -> int:
         return 0
     fs, _ = storage.resolve(base, opts)
     total = 0
-    for f in storage.list_files(base, opts, extensions=[".parquet"]):
+    for f in listing.list_files(base, opts, extensions=[".parquet"]):
         path = storage.resolve(f.uri, opts)[1]
         info = fs.get_file_info(path)
         mtime = info.mtime

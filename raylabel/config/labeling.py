@@ -41,6 +41,11 @@ class InferConfig:
     max_pixels: int = setting(
         89_478_485, "larger images become error rows (decompression-bomb guard)"
     )
+    max_item_bytes: int = setting(
+        64 * 2**20,
+        "an item larger than this many bytes becomes an error row without being read whole "
+        "(checked from the listing, while reading, or by a packed payload's length)",
+    )
     object_store_mb: int = setting(
         768,
         "cap on what the pipeline may hold in the object store, in MiB; 0 = Ray's default",
@@ -84,6 +89,7 @@ class InferConfig:
         at_least("infer.preprocess_batch_size", self.preprocess_batch_size, 1)
         at_least("infer.topk", self.topk, 1)
         at_least("infer.max_pixels", self.max_pixels, 1)
+        at_least("infer.max_item_bytes", self.max_item_bytes, 1)
         at_least("infer.object_store_mb", self.object_store_mb, 0)
         at_least("infer.max_retries", self.max_retries, -1)
         at_least("infer.pipeline_attempts", self.pipeline_attempts, 1)

@@ -17,6 +17,7 @@ from raylabel.config import Config
 from raylabel.errors import InputError
 from raylabel.inputs import sources
 from raylabel.io import storage
+from raylabel.io.listing import check_input
 
 SEED_BLOCK_ROWS = 256
 DECODE_CPUS = 0.25
@@ -138,7 +139,7 @@ def pretrained_local(cfg: Config, tmp: Path) -> str | None:
     if not cfg.model.pretrained:
         return None
     opts = sources.storage_options(cfg)
-    storage.check_input(cfg.model.pretrained, opts, "model.pretrained")
+    check_input(cfg.model.pretrained, opts, "model.pretrained")
     if not cfg.model.pretrained.endswith(".safetensors"):
         raise InputError("model.pretrained: must be a .safetensors state dict (no pickles)")
     dest = tmp / "pretrained.safetensors"

@@ -91,10 +91,17 @@ class FetchDecode:
     resolved once per task, not per item.
     """
 
-    def __init__(self, storage: StorageOptions, image_size: int, max_pixels: int) -> None:
+    def __init__(
+        self,
+        storage: StorageOptions,
+        image_size: int,
+        max_pixels: int,
+        max_bytes: int | None = None,
+    ) -> None:
         self.storage = storage
         self.image_size = image_size
         self.max_pixels = max_pixels
+        self.max_bytes = max_bytes
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         """The `map_batches` contract: the same rows back with pixels, error and error_stage filled;
@@ -109,6 +116,7 @@ class FetchDecode:
             else [False] * n
         )
         refused = refused_mask(batch)  # planning refused these rows (e.g. outside the drop root)
+        sizes = listed_sizes(batch)
         pixels = np.zeros((n, 3, self.image_size, self.image_size), dtype=np.uint8)
         errors: list[str | None] = [None] * n
         stages: list[str | None] = [None] * n
@@ -123,10 +131,12 @@ class FetchDecode:
                 errors[i], stages[i] = refused[i], "input"
                 continue
             try:
+                check_size(sizes[i], self.max_bytes)
                 data = inline[i] if inline is not None else self._fetch(uris[i], fs_cache)
                 stage = "decode"
                 if data is None:
                     raise ItemError("payload is null")
+                check_size(len(data), self.max_bytes)
                 pixels[i] = decode_image(data, self.image_size, self.max_pixels)
             except ItemError as exc:
                 errors[i], stages[i] = str(exc), stage
@@ -134,7 +144,7 @@ class FetchDecode:
                 raise
             except Exception as exc:  # any per-item failure must become an error row
                 errors[i], stages[i] = f"{type(exc).__name__}: {_one_line(exc)}", stage
-        dropped = ("bytes", "duplicate", INPUT_ERROR_COLUMN)
+        dropped = ("bytes", "duplicate", "size", INPUT_ERROR_COLUMN)
         out = batch.drop_columns([c for c in dropped if c in batch.column_names])
         from ray.data.extensions import ArrowTensorArray
 
@@ -143,18 +153,35 @@ class FetchDecode:
         return out.append_column(ERROR_STAGE, pa.array(stages, pa.string()))
 
     def _fetch(self, uri: str, cache: dict[str, Any]) -> bytes:
-        return fetch_bytes(uri, self.storage, cache)
+        return fetch_bytes(uri, self.storage, cache, self.max_bytes)
 
 
-def fetch_bytes(uri: str, storage: StorageOptions, cache: dict[str, Any]) -> bytes:
-    """Read one object; the filesystem is resolved once per scheme and batch (`cache`)."""
+def listed_sizes(batch: pa.Table) -> list[int | None]:
+    """Item sizes the listing already knows (folder drops), so an oversized item is refused
+    without a single byte read; None where unknown."""
+    if "size" not in batch.column_names:
+        return [None] * batch.num_rows
+    return batch.column("size").to_pylist()
+
+
+def check_size(size: int | None, max_bytes: int | None) -> None:
+    """Refuse an item over `infer.max_item_bytes` (a 1 GiB file must not be read whole)."""
+    if max_bytes is not None and size is not None and size > max_bytes:
+        raise ItemError(f"item is {size} bytes, over infer.max_item_bytes={max_bytes}")
+
+
+def fetch_bytes(
+    uri: str, storage: StorageOptions, cache: dict[str, Any], max_bytes: int | None = None
+) -> bytes:
+    """Read one object, at most `max_bytes` + 1 of it (an oversized item is refused without
+    being held in memory); the filesystem is resolved once per scheme and batch (`cache`)."""
     scheme = uri.split("://", 1)[0] if "://" in uri else "file"
     if scheme not in cache:
         cache[scheme] = resolve(uri, storage)[0]
     fs = cache[scheme]
     try:
         with fs.open_input_stream(_fs_path(uri)) as f:
-            return f.read()
+            data = f.read() if max_bytes is None else f.read(max_bytes + 1)
     except FileNotFoundError:
         raise ItemError(f"object not found: {uri}") from None
     except OSError as exc:
@@ -162,6 +189,9 @@ def fetch_bytes(uri: str, storage: StorageOptions, cache: dict[str, Any]) -> byt
         if failure is not None:  # an outage must fail the run, not become error rows
             raise failure from None
         raise ItemError(f"unreadable object: {_one_line(exc)}") from None
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ItemError(f"item is over infer.max_item_bytes={max_bytes} bytes")
+    return data
 
 
 def _fs_path(uri: str) -> str:

@@ -23,13 +23,17 @@ def preprocessor(
     image_size: int,
     max_length: int,
     max_pixels: int,
+    max_bytes: int,
     tokenizer_json: str | None = None,
 ) -> Any:
     """Images are fetched and decoded; text is fetched and tokenized by the family's
-    tokenizer (read from `model_uri`, or given as JSON while it is being learned)."""
+    tokenizer (read from `model_uri`, or given as JSON while it is being learned). Items
+    over `max_bytes` become error rows without being read whole."""
     if fam.feature == "pixels":
-        return FetchDecode(opts, image_size, max_pixels=max_pixels)
-    return TokenizeText(model_uri, opts, max_length, arch=arch, tokenizer_json=tokenizer_json)
+        return FetchDecode(opts, image_size, max_pixels=max_pixels, max_bytes=max_bytes)
+    return TokenizeText(
+        model_uri, opts, max_length, arch=arch, tokenizer_json=tokenizer_json, max_bytes=max_bytes
+    )
 
 
 def for_training(
@@ -44,11 +48,14 @@ def for_training(
         image_size=cfg.model.image_size,
         max_length=cfg.model.max_length,
         max_pixels=cfg.infer.max_pixels,
+        max_bytes=cfg.infer.max_item_bytes,
         tokenizer_json=tokenizer_json,
     )
 
 
-def for_card(card: ModelCard, model_dir: str, opts: StorageOptions, max_pixels: int) -> Any:
+def for_card(
+    card: ModelCard, model_dir: str, opts: StorageOptions, max_pixels: int, max_bytes: int
+) -> Any:
     """A drop's preprocessing, exactly as the card says the model was trained."""
     prep = card.preprocessing
     return preprocessor(
@@ -59,4 +66,5 @@ def for_card(card: ModelCard, model_dir: str, opts: StorageOptions, max_pixels: 
         image_size=int(prep.get("image_size", 0)),
         max_length=int(prep.get("max_length", 0)),
         max_pixels=max_pixels,
+        max_bytes=max_bytes,
     )

@@ -11,7 +11,7 @@ import hashlib
 import io
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -22,7 +22,10 @@ import pyarrow.parquet as pq
 from raylabel.config import Config, default_extensions
 from raylabel.errors import ConfigError, InputError
 from raylabel.inputs import checks as input_schema
+from raylabel.inputs.packed import packed_dataset, scan_ids
 from raylabel.io import storage
+from raylabel.io.identity import id_hash_sum
+from raylabel.io.listing import check_input, list_files, list_items
 from raylabel.io.storage import StorageOptions
 
 if TYPE_CHECKING:
@@ -45,6 +48,13 @@ class SourcePlan:
     payload_column: str = "bytes"
     duplicates: int = 0
     inline_column: str = "bytes"  # what the payload is called in the dataset ("text" for text)
+    # files a folder listing left out, by reason (markers, OS metadata, other extensions)
+    skipped: dict[str, int] = field(default_factory=dict)
+    # sum of every input row's id hash (raylabel.io.identity): the commit check compares ids
+    id_hash: int | None = None
+    # packed Parquet: row groups with global offsets, and rows repeating an earlier id
+    row_groups: list[tuple[str, int, int]] = field(default_factory=list)
+    duplicate_rows: Any = None
 
     def classes(self) -> list[str]:
         """The seed's label set, sorted so class indices are the same whenever the same labels are
@@ -132,7 +142,7 @@ def _plan(
     text_column: str | None = None,
     confine_key: str | None = None,
 ) -> SourcePlan:
-    storage.check_input(uri, opts, key)
+    check_input(uri, opts, key)
     is_dir = storage.is_dir(uri, opts)
     if fmt == "auto":
         fmt = _detect(uri, is_dir, opts)
@@ -155,7 +165,7 @@ def _plan(
 
 def _detect(uri: str, is_dir: bool, opts: StorageOptions) -> str:
     if is_dir:
-        files = storage.list_files(uri, opts, recursive=True)
+        files = list_files(uri, opts, recursive=True)
         if files and all(f.rel_path.lower().endswith(".parquet") for f in files):
             return "parquet"
         return "folder"
@@ -170,13 +180,14 @@ def _detect(uri: str, is_dir: bool, opts: StorageOptions) -> str:
 def _plan_folder(
     key: str, uri: str, extensions: list[str], opts: StorageOptions, labeled: bool
 ) -> SourcePlan:
-    files = storage.list_files(uri, opts, recursive=True, extensions=extensions)
+    found = list_items(uri, opts, recursive=True, extensions=extensions)
+    files = found.files
     if not files:
         raise storage.InputNotFound(
             f"{key} has no files with extensions {', '.join(extensions)}: {uri}"
         )
     item_ids = [f.rel_path for f in files]
-    columns: dict[str, list[str]] = {"item_id": item_ids, "uri": [f.uri for f in files]}
+    columns: dict[str, list[Any]] = {"item_id": item_ids, "uri": [f.uri for f in files]}
     if labeled:
         labels = []
         for f in files:
@@ -188,12 +199,21 @@ def _plan_folder(
                 )
             labels.append(parts[0])
         columns["label"] = labels
+    columns["size"] = [f.size for f in files]  # oversized items are refused unread
     listing = pa.table(columns)
     blank = [""] * len(files)  # drops have no label: zip must not stop at an empty list
-    fp = _fingerprint(
-        zip(item_ids, (str(f.size) for f in files), columns.get("label", blank), strict=True)
+    # content identity: a file rewritten with the same size still gets a new mtime
+    identity = (f"{f.size}:{f.mtime_ns}" for f in files)
+    fp = _fingerprint(zip(item_ids, identity, columns.get("label", blank), strict=True))
+    return SourcePlan(
+        uri=uri,
+        kind="folder",
+        num_items=len(files),
+        fingerprint=fp,
+        listing=listing,
+        skipped=dict(found.skipped),
+        id_hash=id_hash_sum(item_ids),
     )
-    return SourcePlan(uri=uri, kind="folder", num_items=len(files), fingerprint=fp, listing=listing)
 
 
 def _read_manifest(uri: str, opts: StorageOptions, key: str | None = None) -> pa.Table:
@@ -263,6 +283,7 @@ def _plan_manifest(
         fingerprint=fp,
         listing=listing,
         duplicates=dups,
+        id_hash=id_hash_sum(listing.column("item_id")),
     )
 
 
@@ -291,7 +312,13 @@ def _plan_inline_text(
     digests = [hashlib.sha1(str(t).encode()).hexdigest() for t in texts]
     fp = _fingerprint(zip(ids, digests, columns.get("label", [""] * n), strict=True))
     return SourcePlan(
-        uri=uri, kind="manifest", num_items=n, fingerprint=fp, listing=listing, duplicates=dups
+        uri=uri,
+        kind="manifest",
+        num_items=n,
+        fingerprint=fp,
+        listing=listing,
+        duplicates=dups,
+        id_hash=id_hash_sum(listing.column("item_id")),
     )
 
 
@@ -325,9 +352,7 @@ def _plan_parquet(
     confine_key: str | None = None,
 ) -> SourcePlan:
     fs, _ = storage.resolve(uri, opts)
-    files = (
-        [f.uri for f in storage.list_files(uri, opts, extensions=[".parquet"])] if is_dir else [uri]
-    )
+    files = [f.uri for f in list_files(uri, opts, extensions=[".parquet"])] if is_dir else [uri]
     if not files:
         raise storage.InputNotFound(f"{key} has no .parquet files: {uri}")
     schema = pq.read_schema(storage.resolve(files[0], opts)[1], filesystem=fs)
@@ -359,6 +384,7 @@ def _plan_parquet(
         raise InputError(str(exc)) from None
     id_cols = ["item_id"] + ([label_column] if labeled else [])
     total, fingerprint = _packed_files(key, files, schema, fs, opts, [*id_cols, payload_column])
+    ids = scan_ids(key, files, fs, opts)  # null/empty ids stop here; repeats are recorded
     listing = None
     if labeled:
         parts = [
@@ -380,6 +406,10 @@ def _plan_parquet(
         listing=listing,
         parquet_files=files,
         payload_column=payload_column,
+        duplicates=len(ids.duplicate_rows),
+        id_hash=ids.id_hash,
+        row_groups=ids.row_groups,
+        duplicate_rows=ids.duplicate_rows,
     )
 
 
@@ -461,34 +491,19 @@ def drop_dataset(
 ) -> ray.data.Dataset:
     """Rows with item_id, uri and (for packed Parquet) inline `bytes`. `read_cpus` is the
     reservation of a read task (reads are I/O: a full CPU each starves the actors)."""
-    import ray.data
 
     if plan.kind == "parquet":
-        fs, _ = storage.resolve(plan.uri, opts)
-        paths = [storage.resolve(f, opts)[1] for f in plan.parquet_files or []]
-        ds = ray.data.read_parquet(paths, filesystem=fs, num_cpus=read_cpus).select_columns(
-            ["item_id", plan.payload_column]
-        )
-        if plan.payload_column != plan.inline_column:
-            ds = ds.rename_columns({plan.payload_column: plan.inline_column})
-        uri_prefix = plan.uri.rstrip("/")
-        return ds.map_batches(
-            _add_uri,
-            fn_kwargs={"prefix": uri_prefix},
-            batch_format="pyarrow",
-            zero_copy_batch=True,
-            num_cpus=read_cpus,  # same reservation as the read, so Ray fuses the two
+        return packed_dataset(
+            plan.uri,
+            plan.row_groups,
+            plan.duplicate_rows,
+            plan.payload_column,
+            plan.inline_column,
+            opts,
+            read_cpus,
         )
     assert plan.listing is not None
     return listing_dataset(plan.listing)
-
-
-def _add_uri(batch: pa.Table, prefix: str) -> pa.Table:
-    ids = batch.column("item_id").cast(pa.string())
-    uris = pc.binary_join_element_wise(prefix + "#", ids, "")
-    return batch.set_column(batch.schema.get_field_index("item_id"), "item_id", ids).append_column(
-        "uri", uris
-    )
 
 
 def feedback_listing(root: str, opts: StorageOptions) -> pa.Table | None:
@@ -498,7 +513,7 @@ def feedback_listing(root: str, opts: StorageOptions) -> pa.Table | None:
     base = storage.join(root, "feedback")
     if not storage.exists(base, opts):
         return None
-    files = storage.list_files(base, opts, extensions=[".parquet"])
+    files = list_files(base, opts, extensions=[".parquet"])
     latest: dict[str, tuple[str, str, float | None]] = {}
     for f in files:  # sorted by path: run ids sort by time, so later reviews win
         t = pq.read_table(io.BytesIO(storage.read_bytes(f.uri, opts)))

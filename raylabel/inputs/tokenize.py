@@ -8,11 +8,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from raylabel.inputs.decode import TextItemError, decode_text
+from raylabel.inputs.decode import TextItemError, check_size, decode_text, listed_sizes
 from raylabel.io.storage import StorageOptions
 from raylabel.models.registry import family_for
 
 INPUT_IDS = "input_ids"
+#: characters kept per allowed token before tokenizing (generous: tokens are rarely > 20)
+CHARS_PER_TOKEN = 32
 TRUNCATED = "truncated"
 
 
@@ -27,6 +29,7 @@ class TokenizeText:
         cache_dir: str | None = None,
         arch: str = "hf",
         tokenizer_json: str | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         self.model_uri = model_uri
         self.storage = storage
@@ -34,6 +37,10 @@ class TokenizeText:
         self.cache_dir = cache_dir
         self.arch = arch
         self.tokenizer_json = tokenizer_json  # rnn training: learned on the driver, no dir yet
+        self.max_bytes = max_bytes
+        # the text handed to the tokenizer is cut to this many characters first, so a huge
+        # item costs no more than max_length tokens' worth of work (no token is longer)
+        self.max_chars = max_length * CHARS_PER_TOKEN
 
     def _tokenizer(self) -> Any:
         from raylabel.io.layout import sync_dir
@@ -71,6 +78,8 @@ class TokenizeText:
         stages: list[str | None] = [None] * n
         cache: dict[str, Any] = {}
         refused = refused_mask(batch)  # planning refused these rows (e.g. outside the drop root)
+        sizes = listed_sizes(batch)
+        cut = [False] * n
         for i in range(n):
             if dup[i]:
                 errors[i] = "duplicate item_id in the input (labeled once, at its first occurrence)"
@@ -81,11 +90,17 @@ class TokenizeText:
                 continue
             stage = "read"
             try:
+                check_size(sizes[i], self.max_bytes)
                 data = (
-                    inline[i] if inline is not None else fetch_bytes(uris[i], self.storage, cache)
+                    inline[i]
+                    if inline is not None
+                    else fetch_bytes(uris[i], self.storage, cache, self.max_bytes)
                 )
+                check_size(len(data) if data is not None else None, self.max_bytes)
                 stage = "decode"
-                texts.append(decode_text(data))
+                text = decode_text(data)
+                cut[i] = len(text) > self.max_chars
+                texts.append(text[: self.max_chars])
                 rows.append(i)
             except (ItemError, TextItemError) as exc:
                 errors[i], stages[i] = str(exc), stage
@@ -96,16 +111,20 @@ class TokenizeText:
         ids: list[list[int]] = [[] for _ in range(n)]
         truncated = [False] * n
         if texts:
-            enc = tok(texts, truncation=False, add_special_tokens=True)["input_ids"]
+            # one token more than allowed tells a row that was cut from one that fits
+            enc = tok(
+                texts, truncation=True, max_length=self.max_length + 1, add_special_tokens=True
+            )["input_ids"]
             for i, seq in zip(rows, enc, strict=True):
                 if len(seq) > self.max_length:
-                    truncated[i] = True
                     seq = [*seq[: self.max_length - 1], seq[-1]]  # keep the closing special token
+                    cut[i] = True
+                truncated[i] = cut[i]
                 ids[i] = seq
         out = batch.drop_columns(
             [
                 c
-                for c in ("text", "bytes", "duplicate", INPUT_ERROR_COLUMN)
+                for c in ("text", "bytes", "duplicate", "size", INPUT_ERROR_COLUMN)
                 if c in batch.column_names
             ]
         )

@@ -13,7 +13,7 @@ import posixpath
 import re
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,15 +56,6 @@ class StorageOptions:
             raise ValueError(f"storage.connect_timeout_s must be > 0, got {timeout!r}")
         if self.endpoint_url is not None:
             _split_endpoint(self.endpoint_url)
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    """One file found by list_files: its full URI, its path below the listed root, its size."""
-
-    uri: str
-    rel_path: str
-    size: int
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,7 +181,7 @@ def resolve(uri: str, opts: StorageOptions) -> tuple[pafs.FileSystem, str]:
     raise ValueError(f"unsupported URI scheme {scheme!r} in {uri!r} (use a path, file:// or s3://)")
 
 
-def _uri_for(uri: str, path: str) -> str:
+def uri_for(uri: str, path: str) -> str:
     """The URI of a filesystem path found below `uri` (s3:// kept, local paths absolute)."""
     return f"s3://{path}" if _scheme(uri) == "s3" else path
 
@@ -232,7 +223,7 @@ def storage_error(action: str, uri: str, exc: BaseException) -> StorageError:
     return StorageError(f"{action} failed for {uri}: {text or type(exc).__name__}")
 
 
-def _info(fs: pafs.FileSystem, path: str, uri: str, action: str) -> pafs.FileInfo:
+def file_info(fs: pafs.FileSystem, path: str, uri: str, action: str) -> pafs.FileInfo:
     """get_file_info with errors mapped (a missing path or bucket is FileType.NotFound)."""
     try:
         return fs.get_file_info(path)
@@ -250,7 +241,7 @@ def _bucket_missing(fs: pafs.FileSystem, path: str, uri: str) -> bool:
         return False  # e.g. access denied on HeadBucket: we cannot tell, so do not claim it
 
 
-def _not_found(fs: pafs.FileSystem, path: str, uri: str, prefix: str) -> InputNotFound:
+def not_found(fs: pafs.FileSystem, path: str, uri: str, prefix: str) -> InputNotFound:
     """InputNotFound("<prefix> not found: <uri>[ (bucket does not exist)]")."""
     suffix = " (bucket does not exist)" if _bucket_missing(fs, path, uri) else ""
     return InputNotFound(f"{prefix}not found: {uri}{suffix}")
@@ -264,33 +255,16 @@ def _not_found(fs: pafs.FileSystem, path: str, uri: str, prefix: str) -> InputNo
 def exists(uri: str, opts: StorageOptions) -> bool:
     """Whether a file or directory/prefix exists (a missing S3 bucket is simply False)."""
     fs, path = resolve(uri, opts)
-    return _info(fs, path, uri, "stat").type != pafs.FileType.NotFound
+    return file_info(fs, path, uri, "stat").type != pafs.FileType.NotFound
 
 
 def is_dir(uri: str, opts: StorageOptions) -> bool:
     """Whether the URI is a directory; on S3 a bucket or a prefix with at least one object."""
     fs, path = resolve(uri, opts)
-    return _info(fs, path, uri, "stat").type == pafs.FileType.Directory
+    return file_info(fs, path, uri, "stat").type == pafs.FileType.Directory
 
 
-def _hidden(rel_path: str) -> bool:
-    """Hidden = some component starts with "." or "_" (temp files, _SUCCESS, .DS_Store...)."""
-    return any(part.startswith((".", "_")) for part in rel_path.split("/"))
-
-
-def _normalise_extensions(extensions: Sequence[str] | None) -> tuple[str, ...] | None:
-    """[".PNG", "jpg"] -> (".png", ".jpg"); None or empty means no filter."""
-    if extensions is None:
-        return None
-    if isinstance(extensions, str):
-        extensions = [extensions]
-    normalised = tuple(
-        (e if e.startswith(".") else "." + e).lower() for e in extensions if e.strip(".")
-    )
-    return normalised or None
-
-
-def _walk(
+def walk(
     fs: pafs.FileSystem, path: str, uri: str, recursive: bool, action: str
 ) -> list[pafs.FileInfo]:
     """File infos below a directory/prefix; InputNotFound if it is absent."""
@@ -298,95 +272,16 @@ def _walk(
     try:
         infos = fs.get_file_info(selector)
     except FileNotFoundError:
-        raise _not_found(fs, path, uri, "") from None
+        raise not_found(fs, path, uri, "") from None
     except OSError as exc:
         raise storage_error(action, uri, exc) from None
     return infos
 
 
-def _rel(root: str, path: str) -> str:
+def rel_path(root: str, path: str) -> str:
     """Path of `path` below `root`, always with "/" separators."""
     rel = path[len(root) :].lstrip("/") if path.startswith(root) else posixpath.basename(path)
     return rel.replace(os.sep, "/")
-
-
-def list_files(
-    uri: str,
-    opts: StorageOptions,
-    recursive: bool = True,
-    extensions: Sequence[str] | None = None,
-) -> list[FileEntry]:
-    """Visible files under a directory/prefix sorted by rel_path (a file URI lists itself), so
-    that every reader sees the same items in the same order; InputNotFound if missing."""
-    fs, path = resolve(uri, opts)
-    exts = _normalise_extensions(extensions)
-    info = _info(fs, path, uri, "list")
-    if info.type == pafs.FileType.NotFound:
-        raise _not_found(fs, path, uri, "")
-    if info.type == pafs.FileType.File:
-        name = basename(path)
-        if exts is not None and not name.lower().endswith(exts):
-            return []
-        return [FileEntry(uri=_uri_for(uri, path), rel_path=name, size=int(info.size or 0))]
-    entries = []
-    for item in _walk(fs, path, uri, recursive, "list"):
-        if item.type != pafs.FileType.File:
-            continue
-        rel = _rel(path, item.path)
-        if not rel or _hidden(rel):
-            continue
-        if exts is not None and not rel.lower().endswith(exts):
-            continue
-        entries.append(FileEntry(uri=_uri_for(uri, item.path), rel_path=rel, size=int(item.size)))
-    entries.sort(key=lambda e: e.rel_path)
-    return entries
-
-
-def list_dirs(uri: str, opts: StorageOptions, include_hidden: bool = False) -> list[str]:
-    """Names of the immediate child directories (S3: common prefixes), sorted; hidden ones
-    ("." / "_" prefixed) are skipped unless asked for. InputNotFound if `uri` is missing."""
-    fs, path = resolve(uri, opts)
-    names = {
-        _rel(path, item.path)
-        for item in _walk(fs, path, uri, False, "list")
-        if item.type == pafs.FileType.Directory
-    }
-    return sorted(n for n in names if n and (include_hidden or not _hidden(n)))
-
-
-def _has_visible_file(fs: pafs.FileSystem, path: str, uri: str) -> bool:
-    """Depth-first search that stops at the first visible file, so checking a huge drop does not
-    list all of it (files at a level are looked at before descending)."""
-    stack = [path]
-    while stack:
-        current = stack.pop()
-        infos = _walk(fs, current, uri, False, "list")
-        subdirs = []
-        for item in infos:
-            name = _rel(current, item.path)
-            if not name or _hidden(name):
-                continue
-            if item.type == pafs.FileType.File:
-                return True
-            if item.type == pafs.FileType.Directory:
-                subdirs.append(item.path)
-        stack.extend(sorted(subdirs, reverse=True))
-    return False
-
-
-def check_input(uri: str, opts: StorageOptions, what: str) -> None:
-    """Fail fast, before any Ray work: "<what> not found: <uri>" or "<what> is empty: <uri>"."""
-    fs, path = resolve(uri, opts)
-    info = _info(fs, path, uri, f"{what}: stat")
-    if info.type == pafs.FileType.NotFound:
-        raise _not_found(fs, path, uri, f"{what} ")
-    if info.type == pafs.FileType.Directory:
-        try:
-            found = _has_visible_file(fs, path, uri)
-        except InputNotFound:
-            raise _not_found(fs, path, uri, f"{what} ") from None
-        if not found:
-            raise InputNotFound(f"{what} is empty: {uri}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,7 +295,7 @@ def _read(fs: pafs.FileSystem, path: str, uri: str) -> bytes:
         with fs.open_input_stream(path) as stream:
             return stream.read()
     except FileNotFoundError:
-        raise _not_found(fs, path, uri, "") from None
+        raise not_found(fs, path, uri, "") from None
     except OSError as exc:
         raise storage_error("read", uri, exc) from None
 
@@ -489,7 +384,7 @@ def delete_tree(uri: str, opts: StorageOptions) -> None:
     remote = _scheme(uri) == "s3"
     if path.strip("/") == "" or (remote and "/" not in path.strip("/")):
         raise ValueError(f"delete_tree refuses to delete a root: {uri!r}")
-    info = _info(fs, path, uri, "delete")
+    info = file_info(fs, path, uri, "delete")
     try:
         if info.type == pafs.FileType.File:
             fs.delete_file(path)
@@ -544,18 +439,18 @@ def download_dir(
     InputNotFound if the source is missing."""
     local_dir = Path(local_dir)
     fs, path = resolve(uri, opts)
-    info = _info(fs, path, uri, "download")
+    info = file_info(fs, path, uri, "download")
     if info.type != pafs.FileType.Directory:
         if info.type == pafs.FileType.File:
             raise StorageError(f"download failed for {uri}: is a file, not a directory")
-        raise _not_found(fs, path, uri, "")
-    for item in _walk(fs, path, uri, True, "download"):
+        raise not_found(fs, path, uri, "")
+    for item in walk(fs, path, uri, True, "download"):
         if item.type != pafs.FileType.File:
             continue
-        rel = _safe_rel(_rel(path, item.path), uri)
+        rel = _safe_rel(rel_path(path, item.path), uri)
         if any(rel.startswith(f"{d.rstrip('/')}/") for d in skip):
             continue
-        data = _read(fs, item.path, _uri_for(uri, item.path))
+        data = _read(fs, item.path, uri_for(uri, item.path))
         target = local_dir / rel
         try:
             _write_local_atomic(str(target), data)

@@ -21,7 +21,7 @@ import numpy as np
 
 from raylabel.config import DriftConfig
 from raylabel.errors import redact
-from raylabel.io import layout, storage
+from raylabel.io import layout, listing, storage
 from raylabel.io.layout import RunLayout
 from raylabel.io.storage import StorageOptions
 
@@ -154,7 +154,7 @@ def find_baseline(
     if not storage.exists(runs_root, opts):
         return None
     best: tuple[str, str, RunLayout, dict[str, Any]] | None = None
-    for drop in storage.list_dirs(runs_root, opts):
+    for drop in listing.list_dirs(runs_root, opts):
         run_id = layout.latest_run(root, drop, opts)
         if not run_id or (drop, run_id) == (exclude.drop, exclude.run_id):
             continue

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from raylabel.io import storage
+from raylabel.io import listing, storage
 from raylabel.io.storage import StorageOptions
 from raylabel.models.card import CALIBRATION_FILE, ModelCard
 from raylabel.stats.thresholds import Evidence, review_weights, thresholds_from_evidence
@@ -51,7 +51,7 @@ def reviewed_evidence(
     if not storage.exists(base, opts):
         return Evidence.empty(), {}
     newest: dict[tuple[str, str], dict[str, Any]] = {}
-    for f in storage.list_files(base, opts, extensions=[".parquet"]):
+    for f in listing.list_files(base, opts, extensions=[".parquet"]):
         t = pq.read_table(io.BytesIO(storage.read_bytes(f.uri, opts)))
         if not {"model_version", "confidence", "weight", "predicted"} <= set(t.column_names):
             continue  # written before reviews were kept as evidence

@@ -19,6 +19,7 @@ from ray.data import Datasink
 from ray.data.block import Block, BlockAccessor
 
 from raylabel.io import storage
+from raylabel.io.identity import combine, id_hash_sum
 from raylabel.io.layout import RunLayout
 from raylabel.io.schema import ERROR_SCHEMA, LABEL_SCHEMA
 from raylabel.io.storage import StorageOptions
@@ -87,7 +88,9 @@ class RunSink(Datasink):
                 if not storage.is_remote(self.run.run_dir):
                     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
                 pq.write_table(t, path, filesystem=fs, compression="zstd")
-        return block_stats(labels, errors, self.classes, self.bin_edges)
+        stats = block_stats(labels, errors, self.classes, self.bin_edges)
+        stats["id_hash"] = id_hash_sum(table.column("item_id"))  # every row written, once
+        return stats
 
     def on_write_complete(self, write_result: Any) -> None:
         """Ray Data calls this on the driver once every write task has finished: keeps their
@@ -116,6 +119,7 @@ def empty_stats(classes: list[str]) -> dict[str, Any]:
         "error_examples": [],
         "strata": {},
         "accepted_strata": {},
+        "id_hash": 0,
     }
 
 
@@ -169,6 +173,7 @@ def merge_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
     for p in parts:
         for key in ("labeled", "errors", "accepted"):
             out[key] += p[key]
+        out["id_hash"] = combine(out["id_hash"], p.get("id_hash", 0))
         for c, v in p["per_class"].items():
             out["per_class"][c] = out["per_class"].get(c, 0) + v
             out["accepted_per_class"][c] = (

@@ -58,6 +58,7 @@ class LabelResult:
         lines = [
             f"drop {self.drop}: {c['input']} items -> {c['labeled']} labeled, "
             f"{c['errors']} errors, {c['accepted']} accepted ({cov:.1%} coverage)",
+            *_skipped_line(c.get("skipped") or {}),
             f"model {self.summary['model_version']}; "
             f"took {self.summary['durations_s']['total']:.1f}s "
             f"({self.summary['throughput_items_per_s']:.0f} items/s)",
@@ -77,6 +78,14 @@ class LabelResult:
             lines.append(verdict_line(self.summary["drift"]))
         lines.append(f"results: {self.run_uri}")
         return lines
+
+
+def _skipped_line(skipped: dict[str, int]) -> list[str]:
+    """Files under the drop that were not items, by reason (nothing disappears unnoticed)."""
+    if not skipped:
+        return []
+    parts = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
+    return [f"not items (skipped files): {parts}"]
 
 
 def _threshold_lines(summary: dict[str, Any]) -> list[str]:
@@ -323,14 +332,27 @@ def _write_run(
             raise
         raise ClusterFault(reason) from exc
     stats = merge_stats(sink.results)
-    counted = stats["labeled"] + stats["errors"]
-    if counted != plan.num_items:
-        storage.write_json(run.path("_FAILED"), {"reason": "count mismatch"}, opts)
-        raise RuntimeError(
-            f"run {run.run_id}: {plan.num_items} items in but {counted} rows out "
-            f"({stats['labeled']} labeled + {stats['errors']} errors); not committed"
-        )
+    reconcile(plan, stats, run, opts)
     return pool, stats
+
+
+def reconcile(
+    plan: sources.SourcePlan, stats: dict[str, Any], run: layout.RunLayout, opts: Any
+) -> None:
+    """The commit check: every input row written exactly once, by count and by ids (an
+    order-independent hash sum, so a lost row and a doubled one cannot cancel out)."""
+    counted = stats["labeled"] + stats["errors"]
+    reason = None
+    if counted != plan.num_items:
+        reason = (
+            f"{plan.num_items} items in but {counted} rows out "
+            f"({stats['labeled']} labeled + {stats['errors']} errors)"
+        )
+    elif plan.id_hash is not None and stats.get("id_hash") != plan.id_hash:
+        reason = f"{counted} rows out as planned, but not the planned item ids"
+    if reason is not None:
+        storage.write_json(run.path("_FAILED"), {"reason": reason}, opts)
+        raise RuntimeError(f"run {run.run_id}: {reason}; not committed")
 
 
 def _build_pipeline(
@@ -348,7 +370,7 @@ def _build_pipeline(
     version = card.model_version
     model_dir = layout.model_uri(cfg.output.root, version)
     # preprocessing must match training: it comes from the model card, not the config
-    decode = for_card(card, model_dir, opts, cfg.infer.max_pixels)
+    decode = for_card(card, model_dir, opts, cfg.infer.max_pixels, cfg.infer.max_item_bytes)
     if not pool.decode_in_actor:
         ds = ds.map_batches(
             decode,

@@ -60,6 +60,8 @@ def build_summary(
             "accepted": stats["accepted"],
             "needs_review": labeled - stats["accepted"],
             "duplicates": plan.duplicates,
+            # files under the drop that are not items, by reason: never silently gone
+            "skipped": dict(plan.skipped),
         },
         "coverage": {
             "overall": (stats["accepted"] / labeled) if labeled else 0.0,

@@ -36,13 +36,19 @@ class SubwordEncoder:
         self.vocab_size = int(tokenizer.get_vocab_size(with_added_tokens=True))
 
     def __call__(
-        self, texts: list[str], truncation: bool = False, add_special_tokens: bool = True
+        self,
+        texts: list[str],
+        truncation: bool = False,
+        max_length: int | None = None,
+        add_special_tokens: bool = True,
     ) -> dict[str, list[list[int]]]:
-        """The transformers tokenizer call the text preprocessing makes: ids ending in [EOS], never
-        truncated here, because the caller cuts and flags truncated rows itself."""
-        del truncation  # the caller truncates, so that it can flag the rows it cut
+        """The transformers tokenizer call the text preprocessing makes: ids ending in [EOS];
+        with truncation, at most `max_length` of them, the closing [EOS] kept."""
         enc = self.tokenizer.encode_batch(list(texts), add_special_tokens=add_special_tokens)
-        return {"input_ids": [e.ids for e in enc]}
+        ids = [e.ids for e in enc]
+        if truncation and max_length:
+            ids = [s if len(s) <= max_length else [*s[: max_length - 1], s[-1]] for s in ids]
+        return {"input_ids": ids}
 
     def to_json(self) -> str:
         """The tokenizer as a JSON string: how it is shipped to training workers and saved beside

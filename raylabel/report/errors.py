@@ -22,6 +22,20 @@ from raylabel.report.kit import (
 )
 from raylabel.report.plots import C_TARGET, figure, plot
 
+_SKIP_WORDS = {
+    "marker": "state markers (_SUCCESS, _temporary/, ...)",
+    "os_metadata": "operating-system metadata (.DS_Store, __MACOSX/, ...)",
+    "extension": "files of other types (extension filter)",
+}
+
+
+def _skipped_note(skipped: Mapping[str, Any]) -> str:
+    """Files in the drop that were not items: counted by reason, never silently dropped."""
+    rows = [(_SKIP_WORDS.get(str(k), str(k)), fint(v)) for k, v in sorted(skipped.items())]
+    if not rows:
+        return ""
+    return "<h3>Files that are not items</h3>" + table(["reason", "files"], rows, num={1})
+
 
 def sec_errors(s: Mapping[str, Any]) -> str:
     """Failed items are dropped from the labels, so the report must say how many, where and why."""
@@ -29,9 +43,10 @@ def sec_errors(s: Mapping[str, Any]) -> str:
     by_stage = {str(k): to_int(v) or 0 for k, v in as_dict(s.get("errors_by_stage")).items()}
     examples = [x for x in as_list(s.get("error_examples")) if isinstance(x, Mapping)]
     total = to_int(counts.get("errors"))
+    skipped = _skipped_note(as_dict(counts.get("skipped")))
     if not total and not any(by_stage.values()) and not examples:
-        return section("errors", "Errors", "<p>No items failed.</p>")
-    parts = [plot("errors by stage", _plot_errors, s)]
+        return section("errors", "Errors", "<p>No items failed.</p>" + skipped)
+    parts = [plot("errors by stage", _plot_errors, s), skipped]
     if by_stage:
         n_in = counts.get("input")
         parts.append(

@@ -164,6 +164,7 @@ def _embed_pool(
     opts: StorageOptions,
     model_dir: str,
     max_pixels: int,
+    max_bytes: int,
     batch_size: int,
 ) -> tuple[list[str], np.ndarray]:
     """Inside one Ray task: decode the pool's items and embed those that still decode."""
@@ -171,7 +172,7 @@ def _embed_pool(
     from raylabel.models.embed import embeddings_for
     from raylabel.models.registry import family_of
 
-    decoded = for_card(card, model_dir, opts, max_pixels)(rows)
+    decoded = for_card(card, model_dir, opts, max_pixels, max_bytes)(rows)
     data_col = family_of(card).feature
     ok = np.array([e is None for e in decoded.column("error").to_pylist()], dtype=bool)
     ids = [i for i, good in zip(decoded.column("item_id").to_pylist(), ok, strict=True) if good]
@@ -246,6 +247,7 @@ def pool_embeddings(
             opts,
             model_dir,
             cfg.infer.max_pixels,
+            cfg.infer.max_item_bytes,
             cfg.infer.batch_size,
         )
     )

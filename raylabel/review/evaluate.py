@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from raylabel.config import Config
 from raylabel.errors import ReviewError
 from raylabel.inputs import sources
-from raylabel.io import layout, storage
+from raylabel.io import layout, listing, storage
 from raylabel.io.layout import RunLayout
 from raylabel.io.storage import StorageOptions
 from raylabel.review import labelstudio
@@ -79,7 +79,7 @@ def evaluate_run(cfg: Config) -> EvaluateResult:
     cfg.require("review.reviewed")
     run, summary, card, opts = run_context(cfg)
     path = cfg.review.reviewed or ""
-    storage.check_input(path, opts, "review.reviewed")
+    listing.check_input(path, opts, "review.reviewed")
     sample = _read_sample(run, opts)
     try:
         reviews = labelstudio.parse_reviews(storage.read_bytes(path, opts), name=path)

@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from raylabel.config import Config
 from raylabel.io import layout, storage
+from raylabel.io.listing import list_dirs, list_files
 from raylabel.io.storage import StorageOptions
 
 # run inputs whose labeled rows carry a uri the trainer can fetch again
@@ -133,7 +134,7 @@ def committed_runs(root: str, opts: StorageOptions) -> list[RunRef]:
     if not storage.exists(base, opts):
         return []
     refs = []
-    for drop in storage.list_dirs(base, opts):
+    for drop in list_dirs(base, opts):
         run_id = layout.latest_run(root, drop, opts)
         if not run_id:
             continue
@@ -236,7 +237,7 @@ def _accepted_batches(ref: RunRef, root: str, opts: StorageOptions) -> Iterator[
     import pyarrow.dataset as pads
 
     run = layout.RunLayout(root, ref.drop, ref.run_id)
-    files = storage.list_files(run.labels_dir, opts, extensions=[".parquet"])
+    files = list_files(run.labels_dir, opts, extensions=[".parquet"])
     if not files:
         return
     fs, _ = storage.resolve(run.labels_dir, opts)

@@ -31,7 +31,7 @@ from raylabel.fit.data import (
 )
 from raylabel.inputs import sources
 from raylabel.io import layout, storage
-from raylabel.models.card import ModelCard
+from raylabel.models.card import ModelCard, card_line
 from raylabel.models.registry import family_for
 from raylabel.stats import calibration as calibrate
 from raylabel.train import crossfit, pseudo
@@ -80,7 +80,7 @@ class TrainResult:
             lines += [
                 f"  {x}" for x in calibrate.ThresholdResult.from_json(detail).explanation_lines()
             ]
-        pl_line = pseudo.card_line(self.card.pseudo_labels)
+        pl_line = card_line(self.card.pseudo_labels)
         if pl_line:
             lines.append(pl_line)
         lines.append(f"took {self.duration_s:.1f}s")

@@ -14,7 +14,7 @@ from s3server import S3Server, make_bucket, upload_tree
 from secretscan import leaks_in_text, leaks_in_tree
 
 from raylabel.demo.images import ImageDemoSpec, write_image_demo
-from raylabel.io import layout, storage
+from raylabel.io import layout, listing, storage
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -62,8 +62,8 @@ def test_nightly_via_ray_job_submit(s3_server: S3Server, tmp_path: Path) -> None
         assert "0 done, 2 skipped" in second, second[-3000:]
         again = {d: layout.latest_run("s3://rl-nightly/out", d, opts) for d in runs}
         assert again == runs  # nothing relabeled
-        listing = storage.list_dirs("s3://rl-nightly/out/runs/2026-11-27", opts)
-        assert listing == [runs["2026-11-27"]]
+        run_dirs = listing.list_dirs("s3://rl-nightly/out/runs/2026-11-27", opts)
+        assert run_dirs == [runs["2026-11-27"]]
         # issue #8 item 11: no credential in the job logs, Ray's job metadata or its logs
         jobs = subprocess.run(
             [ray_bin, "job", "list", "--address", head.dashboard_url],

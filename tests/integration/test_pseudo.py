@@ -19,7 +19,7 @@ from raylabel.config import Config, load_config
 from raylabel.errors import ConfigError
 from raylabel.fit.loop import weighted_loss
 from raylabel.io import layout, storage
-from raylabel.models.card import pseudo_summary
+from raylabel.models.card import card_line, pseudo_summary
 from raylabel.train import pseudo
 
 OPTS = storage.StorageOptions()
@@ -94,7 +94,7 @@ def test_refused_when_lower_bound_below_target(tmp_path: Path) -> None:
     assert sel.reason == "accepted precision lower bound 0.870 < target 0.95 (run d1/r1)"
     card = sel.to_card()
     assert card["gate"]["passed"] is False and card["gate"]["lower"] == 0.87
-    assert pseudo.card_line(card) == f"pseudo-labels refused: {sel.reason}"
+    assert card_line(card) == f"pseudo-labels refused: {sel.reason}"
 
 
 def test_point_criterion_and_no_estimate(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from s3server import S3Server, make_bucket, s3_env, upload_tree
 
 from raylabel.config import load_config
 from raylabel.demo.images import ImageDemoSpec, write_image_demo
-from raylabel.io import layout, storage
+from raylabel.io import layout, listing, storage
 from raylabel.label import LabelResult, label
 
 pytestmark = pytest.mark.slow
@@ -68,7 +68,7 @@ def _tables(result: LabelResult, opts: storage.StorageOptions) -> tuple[pa.Table
             continue
         parts = [
             pq.read_table(io.BytesIO(storage.read_bytes(f.uri, opts)))
-            for f in storage.list_files(uri, opts, extensions=[".parquet"])
+            for f in listing.list_files(uri, opts, extensions=[".parquet"])
         ]
         out.append(pa.concat_tables(parts).sort_by("item_id"))
     return out[0], out[1]
@@ -116,9 +116,9 @@ def _committed(opts: storage.StorageOptions, root: str) -> list[str]:
     runs = f"s3://{BUCKET}/{root}/runs/{DROP}"
     if not storage.exists(runs, opts):
         return []
-    return [f.rel_path for f in storage.list_files(runs, opts) if f.rel_path.endswith("LATEST")] + [
+    return [f.rel_path for f in listing.list_files(runs, opts) if f.rel_path.endswith("LATEST")] + [
         f.rel_path
-        for f in storage.list_files(runs, opts)
+        for f in listing.list_files(runs, opts)
         if f.rel_path.endswith("_SUCCESS") or "/_SUCCESS" in f.rel_path
     ]
 

@@ -37,8 +37,8 @@ def seed_folder(tmp_path: Path) -> Path:
     _write(root / "bird" / "b1.jpeg", b"b1")
     _write(root / "cat" / "notes.txt", "not an image")
     _write(root / "cat" / ".DS_Store", b"junk")
-    _write(root / ".cache" / "x.png", b"hidden")
-    _write(root / "_tmp" / "y.png", b"hidden")
+    _write(root / "__MACOSX" / "cat" / "._c1.PNG", b"resource fork")
+    _write(root / "_temporary" / "0" / "y.png", b"half-written by a job")
     return root
 
 
@@ -49,8 +49,8 @@ def drop_folder(tmp_path: Path) -> Path:
     _write(root / "b.JPG", b"bb")
     _write(root / "sub" / "deeper" / "c.webp", b"c")
     _write(root / "sub" / "readme.md", "skip me")
-    _write(root / ".hidden.png", b"h")
-    _write(root / ".thumbs" / "a.png", b"h")
+    _write(root / "._a.png", b"h")  # AppleDouble
+    _write(root / ".DS_Store", b"h")
     _write(root / "_SUCCESS", b"")
     return root
 
@@ -64,6 +64,7 @@ def test_image_folder_seed(seed_folder: Path) -> None:
     plan = plan_seed(_cfg(f"seed.path={seed_folder}"))
     assert plan.kind == "folder"
     assert plan.num_items == 4 == plan.listing.num_rows
+    assert plan.skipped == {"os_metadata": 2, "marker": 1, "extension": 1}
     rows = plan.listing.to_pylist()
     assert [(r["item_id"], r["label"]) for r in rows] == [
         ("bird/b1.jpeg", "bird"),
@@ -84,7 +85,9 @@ def test_image_folder_seed_with_a_file_at_the_root(seed_folder: Path) -> None:
 def test_flat_drop_folder(drop_folder: Path) -> None:
     plan = plan_drop(_cfg(f"drop.path={drop_folder}"))
     assert plan.kind == "folder"
-    assert plan.listing.column_names == ["item_id", "uri"]
+    assert plan.listing.column_names == ["item_id", "uri", "size"]
+    assert plan.listing.column("size").to_pylist() == [4, 2, 1]
+    assert plan.skipped == {"marker": 1, "os_metadata": 2, "extension": 1}
     assert plan.listing.column("item_id").to_pylist() == [
         "a.png",
         "b.JPG",

@@ -15,7 +15,7 @@ import pytest
 from s3server import S3Server, make_bucket, start_s3_server, stop_s3_server, upload_tree
 
 from raylabel.errors import InputNotFound, StorageError, redact
-from raylabel.io import storage
+from raylabel.io import listing, storage
 from raylabel.io.storage import StorageOptions
 
 # ------------------------------------------------------------------------------------------
@@ -183,29 +183,51 @@ def test_list_files_and_dirs(where: tuple[str, StorageOptions], tmp_path: Path) 
         "_SUCCESS": b"",
         "_tmp/4.png": b"h",
         "a/.cache/5.png": b"h",
+        "a/.DS_Store": b"m",
+        "__MACOSX/a/._1.PNG": b"m",
+        "_temporary/0/6.png": b"p",
     }
     for rel, data in files.items():
         storage.write_bytes(storage.join(root, rel), data, opts)
 
-    images = storage.list_files(root, opts, extensions=[".png", "JPG"])
-    assert [e.rel_path for e in images] == ["a/1.PNG", "a/2.jpg", "b/c/3.png"]
-    assert [e.size for e in images] == [1, 2, 3]
-    assert images[0].uri == storage.join(root, "a/1.PNG")  # s3://... or an absolute path
-    assert storage.read_bytes(images[2].uri, opts) == b"xyz"  # entry URIs are usable
-    everything = [e.rel_path for e in storage.list_files(root, opts)]
-    assert everything == ["a/1.PNG", "a/2.jpg", "a/notes.txt", "b/c/3.png", "top.jpeg"]
-    flat = [e.rel_path for e in storage.list_files(root, opts, recursive=False)]
-    assert flat == ["top.jpeg"]
-    sub = storage.list_files(storage.join(root, "a"), opts, extensions=[".txt"])
+    found = listing.list_items(root, opts, extensions=[".png", "JPG"])
+    images = found.files
+    # only markers and OS metadata are skipped; names starting with "." or "_" are items
+    assert [e.rel_path for e in images] == [
+        ".hidden.png",
+        "_tmp/4.png",
+        "a/.cache/5.png",
+        "a/1.PNG",
+        "a/2.jpg",
+        "b/c/3.png",
+    ]
+    assert found.skipped == {"marker": 2, "os_metadata": 2, "extension": 2}
+    assert [e.size for e in images] == [1, 1, 1, 1, 2, 3]
+    assert all(e.mtime_ns > 0 for e in images)  # content identity: a rewrite changes it
+    assert images[3].uri == storage.join(root, "a/1.PNG")  # s3://... or an absolute path
+    assert storage.read_bytes(images[5].uri, opts) == b"xyz"  # entry URIs are usable
+    everything = [e.rel_path for e in listing.list_files(root, opts)]
+    assert everything == [
+        ".hidden.png",
+        "_tmp/4.png",
+        "a/.cache/5.png",
+        "a/1.PNG",
+        "a/2.jpg",
+        "a/notes.txt",
+        "b/c/3.png",
+        "top.jpeg",
+    ]
+    flat = [e.rel_path for e in listing.list_files(root, opts, recursive=False)]
+    assert flat == [".hidden.png", "top.jpeg"]
+    sub = listing.list_files(storage.join(root, "a"), opts, extensions=[".txt"])
     assert [e.rel_path for e in sub] == ["notes.txt"]
-    single = storage.list_files(storage.join(root, "top.jpeg"), opts)
+    single = listing.list_files(storage.join(root, "top.jpeg"), opts)
     assert [(e.rel_path, e.size) for e in single] == [("top.jpeg", 1)]
 
-    assert storage.list_dirs(root, opts) == ["a", "b"]
-    assert storage.list_dirs(root, opts, include_hidden=True) == ["_tmp", "a", "b"]
-    assert storage.list_dirs(storage.join(root, "b/c"), opts) == []
+    assert listing.list_dirs(root, opts) == ["_tmp", "a", "b"]  # not __MACOSX, _temporary
+    assert listing.list_dirs(storage.join(root, "b/c"), opts) == []
 
-    for func in (storage.list_files, storage.list_dirs):
+    for func in (listing.list_files, listing.list_dirs):
         with pytest.raises(InputNotFound, match=r"not found: .*/nope$"):
             func(storage.join(root, "nope"), opts)
 
@@ -225,23 +247,27 @@ def test_check_input(where: tuple[str, StorageOptions], tmp_path: Path) -> None:
     storage.write_bytes(storage.join(root, "drop/x/1.png"), b"1", opts)
     storage.write_bytes(storage.join(root, "manifest.csv"), b"uri\n", opts)
     storage.write_bytes(storage.join(root, "onlyhidden/_SUCCESS"), b"", opts)
-    storage.write_bytes(storage.join(root, "onlyhidden/.keep/a.png"), b"", opts)
-    storage.check_input(storage.join(root, "drop"), opts, "drop.path")  # nested file found
-    storage.check_input(storage.join(root, "manifest.csv"), opts, "seed.path")
+    storage.write_bytes(storage.join(root, "onlyhidden/.DS_Store"), b"", opts)
+    storage.write_bytes(storage.join(root, "onlyhidden/__MACOSX/._a.png"), b"", opts)
+    storage.write_bytes(storage.join(root, "onlyhidden/_temporary/0/a.png"), b"", opts)
+    storage.write_bytes(storage.join(root, "underscore/_DSC0001.JPG"), b"1", opts)
+    listing.check_input(storage.join(root, "underscore"), opts, "drop.path")  # a camera file
+    listing.check_input(storage.join(root, "drop"), opts, "drop.path")  # nested file found
+    listing.check_input(storage.join(root, "manifest.csv"), opts, "seed.path")
     missing = storage.join(root, "nope")
     with pytest.raises(InputNotFound) as info:
-        storage.check_input(missing, opts, "drop.path")
+        listing.check_input(missing, opts, "drop.path")
     assert _one_line(info.value) == f"drop.path not found: {missing}"
     hidden_only = storage.join(root, "onlyhidden")
     with pytest.raises(InputNotFound) as info:
-        storage.check_input(hidden_only, opts, "drop.path")
+        listing.check_input(hidden_only, opts, "drop.path")
     assert _one_line(info.value) == f"drop.path is empty: {hidden_only}"
 
 
 def test_check_input_empty_local_dir(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputNotFound) as info:
-        storage.check_input(str(tmp_path / "empty"), StorageOptions(), "drop.path")
+        listing.check_input(str(tmp_path / "empty"), StorageOptions(), "drop.path")
     assert _one_line(info.value) == f"drop.path is empty: {tmp_path / 'empty'}"
 
 
@@ -251,8 +277,8 @@ def test_upload_download_roundtrip(where: tuple[str, StorageOptions], tmp_path: 
     src = _tree(tmp_path / "src", {**files, ".meta": b"m"})
     target = storage.join(root, "models/v1")
     storage.upload_dir(src, target, opts)
-    rels = [e.rel_path for e in storage.list_files(target, opts)]
-    assert rels == ["card.json", "model.safetensors", "tok/vocab.txt"]
+    rels = [e.rel_path for e in listing.list_files(target, opts)]
+    assert rels == [".meta", "card.json", "model.safetensors", "tok/vocab.txt"]
     dst = tmp_path / "dst" / "v1"
     storage.download_dir(target, dst, opts)
     got = {p.relative_to(dst).as_posix(): p.read_bytes() for p in dst.rglob("*") if p.is_file()}
@@ -273,7 +299,7 @@ def test_delete_tree(where: tuple[str, StorageOptions]) -> None:
     storage.delete_tree(storage.join(root, "runs/f.txt"), opts)  # a single file
     assert not storage.exists(storage.join(root, "runs/f.txt"), opts)
     storage.delete_tree(storage.join(root, "runs/never"), opts)  # missing: no error
-    assert [e.rel_path for e in storage.list_files(storage.join(root, "runs"), opts)] == [
+    assert [e.rel_path for e in listing.list_files(storage.join(root, "runs"), opts)] == [
         "d10/keep"
     ]
 
@@ -298,18 +324,18 @@ def test_local_write_is_atomic_and_clean(tmp_path: Path) -> None:
 
 def test_check_input_missing_bucket_and_prefix(s3_opts: StorageOptions, bucket: str) -> None:
     with pytest.raises(InputNotFound) as info:
-        storage.check_input("s3://nobucket-rl/x", s3_opts, "drop.path")
+        listing.check_input("s3://nobucket-rl/x", s3_opts, "drop.path")
     assert (
         _one_line(info.value) == "drop.path not found: s3://nobucket-rl/x (bucket does not exist)"
     )
     with pytest.raises(InputNotFound) as info:
-        storage.check_input(f"s3://{bucket}/nope", s3_opts, "drop.path")
+        listing.check_input(f"s3://{bucket}/nope", s3_opts, "drop.path")
     assert _one_line(info.value) == f"drop.path not found: s3://{bucket}/nope"
     with pytest.raises(InputNotFound) as info:
-        storage.check_input(f"s3://{bucket}", s3_opts, "drop.path")
+        listing.check_input(f"s3://{bucket}", s3_opts, "drop.path")
     assert _one_line(info.value) == f"drop.path is empty: s3://{bucket}"
     with pytest.raises(InputNotFound) as info:
-        storage.list_files("s3://nobucket-rl/x", s3_opts)
+        listing.list_files("s3://nobucket-rl/x", s3_opts)
     assert _one_line(info.value) == "not found: s3://nobucket-rl/x (bucket does not exist)"
     assert not storage.exists("s3://nobucket-rl/x", s3_opts)
     with pytest.raises(InputNotFound, match=r"bucket does not exist"):
@@ -324,11 +350,11 @@ def test_s3_prefix_written_by_boto3(
     src = _tree(tmp_path / "drop", {"cat/1.png": b"1", "dog/2.png": b"22", "dog/.DS_Store": b""})
     upload_tree(src, s3.endpoint_url, f"s3://{bucket}/drops/2024-01-01")
     root = f"s3://{bucket}/drops"
-    assert storage.list_dirs(root, s3_opts) == ["2024-01-01"]
-    entries = storage.list_files(storage.join(root, "2024-01-01"), s3_opts)
+    assert listing.list_dirs(root, s3_opts) == ["2024-01-01"]
+    entries = listing.list_files(storage.join(root, "2024-01-01"), s3_opts)
     assert [(e.rel_path, e.size) for e in entries] == [("cat/1.png", 1), ("dog/2.png", 2)]
     assert entries[0].uri == f"s3://{bucket}/drops/2024-01-01/cat/1.png"
-    storage.check_input(root, s3_opts, "drop.path")
+    listing.check_input(root, s3_opts, "drop.path")
 
 
 def test_s3_small_write_is_single_put(s3: S3Server, s3_opts: StorageOptions, bucket: str) -> None:
@@ -374,7 +400,7 @@ def test_parquet_through_resolved_filesystem(s3_opts: StorageOptions, bucket: st
     assert pq.read_table(path, filesystem=fs).equals(table)
     fs2, dir_path = storage.resolve(storage.join(f"s3://{bucket}/runs/d/r1", "labels"), s3_opts)
     assert pq.read_table(dir_path, filesystem=fs2).equals(table)
-    assert [e.rel_path for e in storage.list_files(f"s3://{bucket}/runs", s3_opts)] == [
+    assert [e.rel_path for e in listing.list_files(f"s3://{bucket}/runs", s3_opts)] == [
         "d/r1/labels/part-0.parquet"
     ]
 
@@ -399,7 +425,7 @@ def test_access_denied_names_uri_not_secret(s3: S3Server) -> None:
         opts = StorageOptions(endpoint_url=server.endpoint_url, retries=0)
         secrets = [os.environ[k] for k in ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID")]
         for call in (
-            lambda: storage.list_files("s3://somebucket/p", opts),
+            lambda: listing.list_files("s3://somebucket/p", opts),
             lambda: storage.write_bytes("s3://somebucket/p/x", b"1", opts),
             lambda: storage.read_bytes("s3://somebucket/p/x", opts),
         ):
