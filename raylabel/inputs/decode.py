@@ -133,10 +133,10 @@ class FetchDecode:
             try:
                 check_size(sizes[i], self.max_bytes)
                 data = inline[i] if inline is not None else self._fetch(uris[i], fs_cache)
+                check_size(len(data) if data is not None else None, self.max_bytes)
                 stage = "decode"
                 if data is None:
                     raise ItemError("payload is null")
-                check_size(len(data), self.max_bytes)
                 pixels[i] = decode_image(data, self.image_size, self.max_pixels)
             except ItemError as exc:
                 errors[i], stages[i] = str(exc), stage

@@ -77,17 +77,22 @@ def storage_options(cfg: Config) -> StorageOptions:
 
 
 def drop_name(cfg: Config) -> str:
-    """Stable name of the drop: `drop.name`, else the last path component."""
+    """Stable name of the drop: `drop.name`, else the last path component, made safe."""
     if cfg.drop.name:
         return cfg.drop.name
-    base = storage.basename(cfg.drop.path or "")
-    for suffix in MANIFEST_SUFFIXES:
-        if base.lower().endswith(suffix):
-            base = base[: -len(suffix)]
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in base).strip("._")
+    safe = safe_drop_name(storage.basename(cfg.drop.path or ""))
     if not safe:
         raise ConfigError(f"drop.name: cannot derive a name from {cfg.drop.path!r}; set drop.name")
     return safe
+
+
+def safe_drop_name(base: str) -> str:
+    """A folder or manifest name as a run-directory name ("night 1" -> "night_1"); two
+    different drops can meet here, which `label` and `nightly` refuse ("" if nothing is left)."""
+    for suffix in MANIFEST_SUFFIXES:
+        if base.lower().endswith(suffix):
+            base = base[: -len(suffix)]
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in base).strip("._")
 
 
 def plan_seed(cfg: Config) -> SourcePlan:
@@ -200,7 +205,7 @@ def _plan_folder(
             labels.append(parts[0])
         columns["label"] = labels
     columns["size"] = [f.size for f in files]  # oversized items are refused unread
-    listing = pa.table(columns)
+    listing, _ = input_schema.confine_real(pa.table(columns), uri)
     blank = [""] * len(files)  # drops have no label: zip must not stop at an empty list
     # content identity: a file rewritten with the same size still gets a new mtime
     identity = (f"{f.size}:{f.mtime_ns}" for f in files)
@@ -275,6 +280,7 @@ def _plan_manifest(
     listing, dups = _dedupe(listing)
     if confine_key is not None:
         listing, _ = input_schema.confine(listing, base, confine_key)
+        listing, _ = input_schema.confine_real(listing, base)
     fp = _fingerprint(zip(ids, uris, columns.get("label", [""] * len(ids)), strict=True))
     return SourcePlan(
         uri=uri,

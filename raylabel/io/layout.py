@@ -7,6 +7,7 @@ so a crash at any point leaves nothing a reader would take for a result.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import shutil
 import tempfile
@@ -15,7 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from raylabel.errors import InputError, StorageError
 from raylabel.io import storage
+from raylabel.io.atomic import create_exclusive
+from raylabel.io.listing import list_dirs
 from raylabel.io.storage import StorageOptions
 
 if TYPE_CHECKING:
@@ -23,6 +27,8 @@ if TYPE_CHECKING:
 
 SUCCESS = "_SUCCESS"
 LATEST = "LATEST"
+#: what makes a folder under models/ a published model (written last, exclusively)
+CARD_FILE = "model_card.json"
 
 
 def utc_now() -> datetime:
@@ -32,8 +38,9 @@ def utc_now() -> datetime:
 
 
 def new_id(prefix: str = "") -> str:
-    """Sortable, unique: UTC time to the second plus random hex."""
-    return f"{prefix}{utc_now().strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+    """Sortable, unique: UTC time to the microsecond plus random hex (newest sorts last, so a
+    reader can find the newest committed run even when a LATEST pointer is stale)."""
+    return f"{prefix}{utc_now().strftime('%Y%m%dT%H%M%S%fZ')}-{secrets.token_hex(3)}"
 
 
 @dataclass(frozen=True)
@@ -76,9 +83,17 @@ class RunLayout:
 
 
 def commit_run(layout: RunLayout, opts: StorageOptions, info: dict) -> None:
-    """Publish: `_SUCCESS` first, then point `LATEST` at the run."""
+    """Publish: `_SUCCESS` first, then point `LATEST` at the run. If the pointer cannot be
+    moved the run is still committed (readers find the newest committed run by itself), and
+    the error says exactly that."""
     storage.write_json(layout.path(SUCCESS), {"run_id": layout.run_id, **info}, opts)
-    storage.write_text(storage.join(layout.drop_dir, LATEST), layout.run_id + "\n", opts)
+    try:
+        storage.write_text(storage.join(layout.drop_dir, LATEST), layout.run_id + "\n", opts)
+    except StorageError as exc:
+        raise StorageError(
+            f"run {layout.run_id} is committed (_SUCCESS written) but {LATEST} could not be "
+            f"moved to it ({exc}); readers use the newest committed run, which is this one"
+        ) from None
 
 
 def is_committed(root: str, drop: str, run_id: str, opts: StorageOptions) -> bool:
@@ -88,14 +103,42 @@ def is_committed(root: str, drop: str, run_id: str, opts: StorageOptions) -> boo
 
 
 def latest_run(root: str, drop: str, opts: StorageOptions) -> str | None:
-    """The last committed run of a drop, or None; a LATEST without _SUCCESS is ignored."""
-    pointer = storage.join(root, "runs", drop, LATEST)
-    if not storage.exists(pointer, opts):
+    """The newest committed run of a drop, or None. LATEST names it; a run committed after
+    the run LATEST names (its pointer move failed) still wins, and a LATEST without
+    _SUCCESS is ignored."""
+    drop_dir = storage.join(root, "runs", drop)
+    pointer = storage.join(drop_dir, LATEST)
+    named = storage.read_text(pointer, opts).strip() if storage.exists(pointer, opts) else ""
+    if not storage.exists(drop_dir, opts):
         return None
-    run_id = storage.read_text(pointer, opts).strip()
-    if not run_id or not is_committed(root, drop, run_id, opts):
+    newer = [r for r in list_dirs(drop_dir, opts) if r > named and r.startswith("r-")]
+    for run_id in sorted(newer, reverse=True):
+        if is_committed(root, drop, run_id, opts):
+            return run_id
+    if named and is_committed(root, drop, named, opts):
+        return named
+    return None
+
+
+def commit_revision(run: RunLayout, kind: str, rev_id: str, opts: StorageOptions) -> str:
+    """A redraw or an evaluation of a committed run is a folder of its own,
+    `<run>/<kind>/<rev_id>/`, committed like a run (`_SUCCESS`, then `<kind>/LATEST`): the
+    run's labels, errors and summary never change after their commit."""
+    folder = run.path(kind, rev_id)
+    storage.write_json(storage.join(folder, SUCCESS), {"id": rev_id}, opts)
+    storage.write_text(run.path(kind, LATEST), rev_id + "\n", opts)
+    return folder
+
+
+def latest_revision(run: RunLayout, kind: str, opts: StorageOptions) -> str | None:
+    """The newest committed revision folder of a run (`redraws`, `evaluations`), or None."""
+    base = run.path(kind)
+    if not storage.exists(base, opts):
         return None
-    return run_id
+    for rev_id in sorted(list_dirs(base, opts), reverse=True):
+        if storage.exists(storage.join(base, rev_id, SUCCESS), opts):
+            return storage.join(base, rev_id)
+    return None
 
 
 def model_uri(root: str, version: str) -> str:
@@ -113,10 +156,34 @@ def latest_model(root: str, opts: StorageOptions) -> str | None:
     return version or None
 
 
+def model_exists(root: str, version: str, opts: StorageOptions) -> bool:
+    """Whether anything is published (or half-published) under `models/<version>/`."""
+    return storage.exists(model_uri(root, version), opts)
+
+
 def publish_model(local_dir: Path, root: str, version: str, opts: StorageOptions) -> str:
-    """Copy a finished model directory to `models/<version>/`, then move `models/LATEST`."""
+    """Copy a finished model directory to `models/<version>/`, then move `models/LATEST`.
+
+    A published version is never overwritten: an existing one is refused before anything
+    is written, and the card (what makes a directory a model) goes up last with an
+    exclusive create, so of two runs racing for one version only one publishes it."""
     dest = model_uri(root, version)
-    storage.upload_dir(local_dir, dest, opts)
+    if model_exists(root, version, opts):
+        raise InputError(f"run.model_version: {dest} already exists; published models never change")
+    card = Path(local_dir) / CARD_FILE
+    staged = Path(tempfile.mkdtemp(prefix="raylabel-publish-"))
+    try:
+        top = str(Path(local_dir))
+        shutil.copytree(
+            local_dir,
+            staged / "m",
+            ignore=lambda d, names: [CARD_FILE] if d == top and CARD_FILE in names else [],
+        )
+        storage.upload_dir(staged / "m", dest, opts)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    if not create_exclusive(storage.join(dest, CARD_FILE), card.read_bytes(), opts):
+        raise InputError(f"run.model_version: {dest} was published by another run meanwhile")
     storage.write_text(storage.join(root, "models", LATEST), version + "\n", opts)
     return dest
 
@@ -127,11 +194,14 @@ def sync_dir(
     cache_dir: Path | None = None,
     marker: str | None = None,
     skip: tuple[str, ...] = (),
+    refresh: bool = False,
 ) -> Path:
     """A local copy of a directory (models, tokenizers), downloaded once per node.
 
-    Local paths are used in place. Remote ones land in a cache keyed by the URI; the copy
-    is renamed into place only when complete, so concurrent actors never see half a model.
+    Local paths are used in place. Remote ones land in a cache keyed by the URI, in a
+    folder only this user can write (see `private_cache_root`); the copy is renamed into
+    place only when complete, so concurrent actors never see half a model. `refresh`
+    drops a cached copy first (its content failed verification).
     """
     if not storage.is_remote(uri):
         local = Path(storage.resolve(uri, opts)[1])
@@ -140,9 +210,11 @@ def sync_dir(
         return local
     import hashlib
 
-    base = cache_dir or Path(tempfile.gettempdir()) / "raylabel-cache"
+    base = cache_dir or private_cache_root()
     key = uri + "".join(f"\x1fskip={d}" for d in skip)
     dest = base / hashlib.sha256(key.encode()).hexdigest()[:20]
+    if refresh and dest.is_dir():
+        shutil.rmtree(dest, ignore_errors=True)
     if dest.is_dir():
         return dest
     base.mkdir(parents=True, exist_ok=True)
@@ -160,18 +232,34 @@ def sync_dir(
     return dest
 
 
+def private_cache_root() -> Path:
+    """The per-node model cache, `<tmp>/raylabel-cache-<uid>`, mode 0700: another local
+    user must not be able to plant weights where a label actor will load them. A folder
+    of that name owned by someone else, or writable by others, is refused."""
+    root = Path(tempfile.gettempdir()) / f"raylabel-cache-{os.getuid()}"
+    root.mkdir(mode=0o700, exist_ok=True)
+    st = root.lstat()
+    if root.is_symlink() or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise StorageError(
+            f"{root}: the model cache must be a folder owned by uid {os.getuid()} and writable "
+            "by it alone; refusing to load models through it"
+        )
+    return root
+
+
 def fetch_model(
     root: str,
     version: str,
     opts: StorageOptions,
     cache_dir: Path | None = None,
     with_folds: bool = False,
+    refresh: bool = False,
 ) -> Path:
     """A local copy of a model directory (the actor loads from local disk); the fold models
     of a cross-fitted model come along only when labeling uses their ensemble."""
     src = model_uri(root, version)
     try:
         skip = () if with_folds else ("folds",)
-        return sync_dir(src, opts, cache_dir, marker="model_card.json", skip=skip)
+        return sync_dir(src, opts, cache_dir, marker=CARD_FILE, skip=skip, refresh=refresh)
     except storage.InputNotFound:
         raise storage.InputNotFound(f"model not found: {src}") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,7 @@ from raylabel.label.pool import PoolPlan, decode_in_actor, plan_pool
 from raylabel.label.sink import RunSink, merge_stats
 from raylabel.label.summary import build_summary
 from raylabel.models.card import ModelCard, read_card_uri
-from raylabel.models.loader import ModelLoader
+from raylabel.models.loader import ModelLoader, expected_weights
 from raylabel.models.registry import family_of
 
 log = logging.getLogger(__name__)
@@ -109,15 +110,17 @@ def _threshold_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def label(cfg: Config) -> LabelResult:
+def label(cfg: Config, guard: Callable[[], None] | None = None) -> LabelResult:
     """Label `drop.path` with the latest (or `run.model_version`) model into a new committed
-    run; a drop already labeled with the same inputs and model is left alone."""
+    run; a drop already labeled with the same inputs and model is left alone. `guard` runs
+    right before the commit and may refuse it (the nightly job checks its lease there)."""
     started = time.time()
     cfg.require("drop.path")
     opts = sources.storage_options(cfg)
     drop = sources.drop_name(cfg)
     plan = sources.plan_drop(cfg)
     model_dir, card = _model_for(cfg, opts)
+    _refuse_name_clash(cfg, drop, plan, opts)
     unchanged = _unchanged_run(cfg, drop, plan, card.model_version, opts)
     if unchanged is not None:
         return unchanged
@@ -132,7 +135,7 @@ def label(cfg: Config) -> LabelResult:
     run, pool, stats, lost = _attempts(cfg, plan, opts, run, card, thresholds)
     times = {"started": started, "pipeline": t_pipeline, "written": time.time()}
     extra = {"scorer": scorer, "lost_attempts": lost}
-    summary = _publish(cfg, plan, opts, run, card, pool, stats, thr_info, times, extra)
+    summary = _publish(cfg, plan, opts, run, card, pool, stats, thr_info, times, extra, guard)
     return LabelResult(drop, run.run_id, run.run_dir, summary=summary)
 
 
@@ -159,6 +162,26 @@ def _model_for(cfg: Config, opts: storage.StorageOptions) -> tuple[str, ModelCar
             "train.calibration=crossfit and train.keep_fold_models=true)"
         )
     return model_dir, card
+
+
+def _refuse_name_clash(
+    cfg: Config, drop: str, plan: sources.SourcePlan, opts: storage.StorageOptions
+) -> None:
+    """A derived drop name ("night 1" -> "night_1") that already names another drop's runs
+    stops here, naming both, before the two drops share (and overwrite) one history."""
+    if cfg.drop.name:
+        return  # chosen explicitly: sharing a name is the user's decision
+    previous = layout.latest_run(cfg.output.root, drop, opts)
+    if not previous:
+        return
+    summary = storage.read_json(layout.RunLayout(cfg.output.root, drop, previous).path(
+        "summary.json"), opts)  # fmt: skip
+    other = (summary.get("input") or {}).get("uri")
+    if other and other != plan.uri:
+        raise sources.InputError(
+            f"drop.name: {plan.uri!r} and {other!r} would both be named {drop!r}; "
+            "set drop.name to keep their runs apart"
+        )
 
 
 def _unchanged_run(
@@ -226,6 +249,7 @@ def _publish(
     thr_info: dict[str, Any],
     times: dict[str, float],
     extra: dict[str, Any],
+    guard: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Review sample, summary.json (with `extra` blocks), report.html, then the commit:
     `_SUCCESS` last."""
@@ -257,6 +281,12 @@ def _publish(
     summary["drift"] = drift.drift_block(cfg.drift, run, summary, opts)
     storage.write_json(run.path("summary.json"), summary, opts)
     storage.write_text(run.path("report.html"), render_html(summary), opts)
+    if guard is not None:
+        try:
+            guard()
+        except Exception as exc:
+            storage.write_json(run.path("_FAILED"), {"reason": str(exc)}, opts)
+            raise
     layout.commit_run(run, opts, {"model_version": card.model_version, "items": plan.num_items})
     return summary
 
@@ -386,6 +416,7 @@ def _build_pipeline(
         use_gpu=cfg.infer.use_gpu,
         threads=pool.torch_threads,
         ensemble=cfg.infer.ensemble,
+        weights_sha256=expected_weights(card, cfg.infer.ensemble),
     )
     return ds.map_batches(
         InferenceActor,

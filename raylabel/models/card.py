@@ -19,10 +19,10 @@ from torch import nn
 
 from raylabel.errors import ModelLoadError
 from raylabel.io import storage
+from raylabel.io.layout import CARD_FILE
 from raylabel.io.storage import StorageOptions
 
 WEIGHTS_FILE = "model.safetensors"
-CARD_FILE = "model_card.json"
 # the items the thresholds came from; labeling adds reviewed items to them
 CALIBRATION_FILE = "calibration.parquet"
 # cross-fitted fold models, each a model directory of its own (infer.ensemble)
@@ -147,3 +147,18 @@ def copy_model_dir(saved_dir: Path, card: ModelCard, out_dir: Path) -> None:
     shutil.copytree(saved_dir, out_dir)
     card.weights_sha256 = sha256_file(out_dir / WEIGHTS_FILE)
     (out_dir / CARD_FILE).write_text(json.dumps(card.to_json(), indent=2))
+
+
+def refuse_pickles(directory: Path, what: str = "model directory") -> None:
+    """Nothing that can run code on load: a directory holding pickle-capable files (anywhere
+    in it, a tokenizer folder included) is refused before any loader opens it."""
+    unsafe = sorted(
+        str(p.relative_to(directory))
+        for p in Path(directory).rglob("*")
+        if p.is_file() and p.suffix.lower() in UNSAFE_SUFFIXES
+    )
+    if unsafe:
+        raise ModelLoadError(
+            f"{directory}: refusing to load a {what} holding pickle-capable files "
+            f"({', '.join(unsafe)}); only safetensors weights and JSON/text tokenizers are accepted"
+        )

@@ -17,7 +17,7 @@ from torch import nn
 
 from raylabel.errors import ModelLoadError
 from raylabel.models.batches import text_batches, text_inputs
-from raylabel.models.card import WEIGHTS_FILE, ModelCard, sha256_file
+from raylabel.models.card import WEIGHTS_FILE, ModelCard, refuse_pickles, sha256_file
 
 _TOKENIZERS: dict[str, Any] = {}
 
@@ -27,6 +27,7 @@ def load_tokenizer(model_dir: str) -> Any:
     if model_dir not in _TOKENIZERS:
         from transformers import AutoTokenizer
 
+        refuse_pickles(Path(model_dir), "tokenizer directory")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         _TOKENIZERS[model_dir] = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     return _TOKENIZERS[model_dir]
@@ -36,6 +37,7 @@ def build_text_model(pretrained_dir: str, classes: list[str], dropout: float | N
     """A sequence classifier on a local pretrained encoder; labels live in its config."""
     from transformers import AutoModelForSequenceClassification
 
+    refuse_pickles(Path(pretrained_dir), "pretrained model directory")
     kwargs: dict[str, Any] = {
         "num_labels": len(classes),
         "id2label": dict(enumerate(classes)),

@@ -11,18 +11,13 @@ import torch
 from torch import nn
 
 from raylabel.errors import ConfigError, ModelLoadError
-from raylabel.models.card import UNSAFE_SUFFIXES, ModelCard, read_card
+from raylabel.models.card import ModelCard, read_card, refuse_pickles
 from raylabel.models.registry import family_of, pad_id
 
 
 def load_model_dir(model_dir: Path) -> tuple[nn.Module, ModelCard]:
     """Build the architecture named by the card and load its safetensors weights strictly."""
-    unsafe = sorted(p.name for p in model_dir.iterdir() if p.suffix.lower() in UNSAFE_SUFFIXES)
-    if unsafe:
-        raise ModelLoadError(
-            f"{model_dir}: refusing to load a model directory holding pickle-capable files "
-            f"({', '.join(unsafe)}); only safetensors weights are accepted"
-        )
+    refuse_pickles(model_dir)
     card = read_card(model_dir)
     try:
         fam = family_of(card)

@@ -132,9 +132,11 @@ def draw_review(
     stats: dict[str, Any],
     opts: StorageOptions,
     plan: Any = None,
+    review_dir: str | None = None,
 ) -> dict[str, Any]:
     """Stratified sample + uncertain list in one scan; ``plan`` (the drop's SourcePlan, when
-    known) lets the active queue re-read inline payloads of its small candidate pool."""
+    known) lets the active queue re-read inline payloads of its small candidate pool.
+    Files go to `review_dir` (default: the run's review/; a redraw writes elsewhere)."""
     r = cfg.review
     populations = {k: int(v) for k, v in stats["strata"].items()}
     weights = neyman_error_weights(populations) if r.allocation == "error_weighted" else None
@@ -158,7 +160,7 @@ def draw_review(
     else:
         uncertain = _uncertain(cands, r.uncertain_size, r.seed)
         queue_info = {"strategy": "least_confident"}
-    files = write_review_files(run, card, sample, uncertain, opts)
+    files = write_review_files(run, card, sample, uncertain, opts, review_dir)
     return {
         "size": sample.num_rows,
         "requested": r.size,
@@ -213,14 +215,19 @@ def _uncertain(cands: pa.Table, k: int, seed: int) -> pa.Table:
 
 
 def write_review_files(
-    run: RunLayout, card: ModelCard, sample: pa.Table, uncertain: pa.Table, opts: StorageOptions
+    run: RunLayout,
+    card: ModelCard,
+    sample: pa.Table,
+    uncertain: pa.Table,
+    opts: StorageOptions,
+    review_dir: str | None = None,
 ) -> dict[str, str]:
     """Publish the review sample and the uncertain queue in each form reviewers use (Parquet, CSV,
     Label Studio tasks and config); returns the uris for the summary."""
     files: dict[str, str] = {}
 
     def put(name: str, data: bytes) -> None:
-        uri = storage.join(run.review_dir, name)
+        uri = storage.join(review_dir or run.review_dir, name)
         storage.write_bytes(uri, data, opts)
         files[name] = uri
 
@@ -268,11 +275,23 @@ def _parquet_bytes(table: pa.Table) -> bytes:
     return buf.getvalue()
 
 
+#: a spreadsheet runs a cell starting with one of these as a formula (CSV injection)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula gets a leading "'" (item ids, uris
+    and labels come from the drop: a bucket is not a trusted source); numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv_bytes(table: pa.Table) -> bytes:
     out = io.StringIO()
     cols = [c for c in table.column_names if not pa.types.is_nested(table.schema.field(c).type)]
     writer = csv.writer(out)
-    writer.writerow(cols)
+    writer.writerow([csv_cell(c) for c in cols])
     for row in table.select(cols).to_pylist():
-        writer.writerow([row[c] for c in cols])
+        writer.writerow([csv_cell(row[c]) for c in cols])
     return out.getvalue().encode()

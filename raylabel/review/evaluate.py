@@ -16,15 +16,19 @@ from raylabel.inputs import sources
 from raylabel.io import layout, listing, storage
 from raylabel.io.layout import RunLayout
 from raylabel.io.storage import StorageOptions
+from raylabel.report import render_html
 from raylabel.review import labelstudio
-from raylabel.review.runs import rewrite_summary, run_context
+from raylabel.review.redraw import sample_dir
+from raylabel.review.runs import run_context
 from raylabel.stats.estimate import calibration_flags, estimate_from_reviews
 
+EVALUATIONS = "evaluations"
 
-def _read_sample(run: RunLayout, opts: StorageOptions) -> pa.Table:
-    uri = storage.join(run.review_dir, "sample.parquet")
+
+def _read_sample(folder: str, opts: StorageOptions) -> pa.Table:
+    uri = storage.join(folder, "sample.parquet")
     if not storage.exists(uri, opts):
-        raise storage.InputNotFound(f"no review sample in {run.review_dir}")
+        raise storage.InputNotFound(f"no review sample in {folder}")
     return pq.read_table(pa.BufferReader(storage.read_bytes(uri, opts)))
 
 
@@ -80,7 +84,8 @@ def evaluate_run(cfg: Config) -> EvaluateResult:
     run, summary, card, opts = run_context(cfg)
     path = cfg.review.reviewed or ""
     listing.check_input(path, opts, "review.reviewed")
-    sample = _read_sample(run, opts)
+    sample_from = sample_dir(run, opts)
+    sample = _read_sample(sample_from, opts)
     try:
         reviews = labelstudio.parse_reviews(storage.read_bytes(path, opts), name=path)
         labelstudio.validate_reviews(
@@ -97,13 +102,30 @@ def evaluate_run(cfg: Config) -> EvaluateResult:
     )
     joined = _join_truth(sample, truth)
     evaluation = _estimates(joined, cfg, summary)
-    evaluation["reviewed_file"] = path
-    evaluation["evaluated_at"] = layout.utc_now().isoformat()
-    storage.write_json(run.path("evaluation.json"), evaluation, opts)
-    feedback = write_feedback(cfg, run, joined, opts, scorer=summary.get("scorer", "model"))
-    summary["evaluation"] = evaluation
-    rewrite_summary(run, summary, opts)
-    return EvaluateResult(evaluation, feedback, run.path("evaluation.json"))
+    rev_id = layout.new_id("e-")
+    folder = run.path(EVALUATIONS, rev_id)
+    evaluation.update(
+        reviewed_file=path, sample_dir=sample_from, evaluated_at=layout.utc_now().isoformat()
+    )
+    storage.write_json(storage.join(folder, "evaluation.json"), evaluation, opts)
+    storage.write_text(
+        storage.join(folder, "report.html"),
+        render_html({**summary, "evaluation": evaluation}),
+        opts,
+    )
+    feedback = write_feedback(
+        cfg, run, joined, opts, scorer=summary.get("scorer", "model"), name=rev_id
+    )
+    layout.commit_revision(run, EVALUATIONS, rev_id, opts)  # the run itself never changes
+    return EvaluateResult(evaluation, feedback, storage.join(folder, "evaluation.json"))
+
+
+def latest_evaluation(run: RunLayout, opts: StorageOptions) -> dict[str, Any] | None:
+    """The newest committed evaluation of a run (`evaluations/<id>/evaluation.json`)."""
+    folder = layout.latest_revision(run, EVALUATIONS, opts)
+    if folder is None:
+        return None
+    return storage.read_json(storage.join(folder, "evaluation.json"), opts)
 
 
 def evaluation_lines(ev: dict[str, Any]) -> list[str]:
@@ -123,7 +145,12 @@ def evaluation_lines(ev: dict[str, Any]) -> list[str]:
 
 
 def write_feedback(
-    cfg: Config, run: RunLayout, joined: pa.Table, opts: StorageOptions, scorer: str = "model"
+    cfg: Config,
+    run: RunLayout,
+    joined: pa.Table,
+    opts: StorageOptions,
+    scorer: str = "model",
+    name: str = "",
 ) -> str:
     """Reviewed items become labeled examples (`feedback/<drop>/<run_id>.parquet`). They
     keep what makes them calibration evidence too: the model's confidence, the sample's
@@ -151,7 +178,9 @@ def write_feedback(
             "scorer": pa.array([scorer] * n, pa.string()),
         }
     )
-    uri = storage.join(cfg.output.root, "feedback", run.drop, f"{run.run_id}.parquet")
+    # one file per evaluation (`<run>-<evaluation>.parquet`): a later one never overwrites
+    stem = f"{run.run_id}-{name}" if name else run.run_id
+    uri = storage.join(cfg.output.root, "feedback", run.drop, f"{stem}.parquet")
     buf = pa.BufferOutputStream()
     pq.write_table(table, buf)
     storage.write_bytes(uri, buf.getvalue().to_pybytes(), opts)

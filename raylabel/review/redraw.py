@@ -1,4 +1,9 @@
-"""`raylabel sample`: redraw the review sample of a committed run."""
+"""`raylabel sample`: redraw the review sample of a committed run.
+
+A committed run never changes: the redraw is a folder of its own,
+`<run>/redraws/<id>/review/`, committed with `_SUCCESS` and `redraws/LATEST`. `evaluate`
+then joins reviews to the newest committed redraw (or the run's own sample if none).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from raylabel.config import Config
+from raylabel.io import layout, storage
 from raylabel.io.layout import RunLayout
-from raylabel.review.runs import rewrite_summary, run_context
+from raylabel.review.runs import run_context
+
+REDRAWS = "redraws"
 
 
 @dataclass
@@ -16,6 +24,7 @@ class RedrawResult:
 
     run: RunLayout
     info: dict[str, Any]
+    folder: str
 
     def summary_lines(self) -> list[str]:
         """Sample size, strata and where the files are."""
@@ -24,7 +33,7 @@ class RedrawResult:
             f"review sample of {run.drop}/{run.run_id}: {info['size']} items in "
             f"{info['strata']} strata (seed {info['seed']}, {info['allocation_method']}); "
             f"uncertain list: {info['uncertain']}",
-            f"files: {run.review_dir}",
+            f"files: {storage.join(self.folder, 'review')} (the run itself is unchanged)",
         ]
 
 
@@ -37,8 +46,21 @@ def resample(cfg: Config) -> RedrawResult:
     cluster.connect(cfg)
     cluster.quiet_data_context()
     stats = {"strata": summary["strata"], "hist": summary["confidence_histogram"]["per_class"]}
-    info = draw_review(cfg, run, card, stats, opts)
-    summary["review"] = info
-    summary.pop("evaluation", None)
-    rewrite_summary(run, summary, opts)
-    return RedrawResult(run, info)
+    rev_id = layout.new_id("s-")
+    folder = run.path(REDRAWS, rev_id)
+    info = draw_review(cfg, run, card, stats, opts, review_dir=storage.join(folder, "review"))
+    storage.write_json(
+        storage.join(folder, "redraw.json"),
+        {"run_id": run.run_id, "drop": run.drop, "redrawn_at": layout.utc_now().isoformat(),
+         "review": info},
+        opts,
+    )  # fmt: skip
+    layout.commit_revision(run, REDRAWS, rev_id, opts)
+    return RedrawResult(run, info, folder)
+
+
+def sample_dir(run: RunLayout, opts: Any) -> str:
+    """Where the run's current review sample lives: the newest committed redraw's, else the
+    run's own."""
+    newest = layout.latest_revision(run, REDRAWS, opts)
+    return storage.join(newest, "review") if newest else run.review_dir

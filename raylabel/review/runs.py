@@ -35,12 +35,3 @@ def run_context(cfg: Config) -> tuple[RunLayout, dict[str, Any], Any, StorageOpt
     summary = storage.read_json(run.path("summary.json"), opts)
     card = read_card_uri(layout.model_uri(cfg.output.root, summary["model_version"]), opts)
     return run, summary, card, opts
-
-
-def rewrite_summary(run: RunLayout, summary: dict[str, Any], opts: StorageOptions) -> None:
-    """Write summary.json and re-render report.html together, so the run page never disagrees with
-    the summary after a redraw or an evaluation."""
-    from raylabel import report
-
-    storage.write_json(run.path("summary.json"), summary, opts)
-    storage.write_text(run.path("report.html"), report.render_html(summary), opts)

@@ -201,7 +201,7 @@ def write_fold_models(
 ) -> None:
     """Each fold model as a loadable model directory `folds/<i>/` (same card, same classes);
     the card's `ensemble` entry lists them."""
-    dirs = []
+    dirs, shas = [], []
     for i, files in enumerate(oof.model_files):
         with tempfile.TemporaryDirectory(prefix="raylabel-foldckpt-") as tmp:
             ckpt = Path(tmp)
@@ -215,5 +215,10 @@ def write_fold_models(
                 shutil.rmtree(dest)
             write_model_dir(cfg, classes, ckpt, fold_card, dest)
         dirs.append(f"{FOLDS_DIR}/{i}")
-    card.ensemble = {"members": dirs, "combine": "mean of calibrated probabilities"}
+        shas.append(fold_card.weights_sha256)
+    card.ensemble = {
+        "members": dirs,
+        "sha256": shas,
+        "combine": "mean of calibrated probabilities",
+    }
     (out_dir / "model_card.json").write_text(json.dumps(card.to_json(), indent=2))

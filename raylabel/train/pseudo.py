@@ -140,8 +140,9 @@ def committed_runs(root: str, opts: StorageOptions) -> list[RunRef]:
             continue
         run = layout.RunLayout(root, drop, run_id)
         summary = storage.read_json(run.path("summary.json"), opts)
-        ev_uri = run.path("evaluation.json")
-        evaluation = storage.read_json(ev_uri, opts) if storage.exists(ev_uri, opts) else None
+        ev_dir = layout.latest_revision(run, "evaluations", opts)  # the newest committed one
+        ev_uri = storage.join(ev_dir, "evaluation.json") if ev_dir else None
+        evaluation = storage.read_json(ev_uri, opts) if ev_uri else None
         refs.append(
             RunRef(
                 drop=drop,

@@ -92,6 +92,11 @@ def train(cfg: Config) -> TrainResult:
     started = time.time()
     cfg.require("seed.path")
     opts = sources.storage_options(cfg)
+    if cfg.run.model_version and layout.model_exists(cfg.output.root, cfg.run.model_version, opts):
+        raise InputError(
+            f"run.model_version: {layout.model_uri(cfg.output.root, cfg.run.model_version)} "
+            "already exists; published models never change (pick a new version)"
+        )
     plan = sources.plan_seed(cfg)
     assert plan.listing is not None
     feedback = _add_feedback(cfg, plan, opts)

@@ -26,13 +26,22 @@ CLASSES = ["circle", "square"]
 OPTS = StorageOptions()
 
 
-def _start_two(args: list[str]) -> list[subprocess.CompletedProcess[str]]:
-    """Start two identical `raylabel` commands at the same moment, wait for both."""
+SUPPORT = Path(__file__).resolve().parents[1] / "support"
+
+
+def _start_two(args: list[str], gate: Path) -> list[subprocess.CompletedProcess[str]]:
+    """Two identical `raylabel` commands released together from a barrier (so they really
+    run at once, not one after the other); wait for both."""
     import ray
 
     address = ray.get_runtime_context().gcs_address
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    cmd = [sys.executable, "-m", "raylabel.cli", *args, f"run.ray_address={address}"]
+    env["PYTHONPATH"] = os.pathsep.join([str(SUPPORT), env.get("PYTHONPATH", "")])
+    driver = (
+        f"import sys, barrier; barrier.wait({str(gate)!r}, 2); "
+        "from raylabel.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    cmd = [sys.executable, "-c", driver, *args, f"run.ray_address={address}"]
     procs = [
         subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
@@ -42,6 +51,14 @@ def _start_two(args: list[str]) -> list[subprocess.CompletedProcess[str]]:
         out, err = p.communicate(timeout=400)
         done.append(subprocess.CompletedProcess(cmd, p.returncode, out, err))
     return done
+
+
+def _id_time(run_id: str) -> float:
+    """When a run was planned: run ids carry their creation time (layout.new_id)."""
+    from datetime import datetime, timezone
+
+    stamp = run_id.split("-")[1]
+    return datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=timezone.utc).timestamp()
 
 
 def _runs(root: Path, drop: str) -> list[Path]:
@@ -69,22 +86,23 @@ def test_same_drop_labeled_twice_at_once(ray_cluster: None, tmp_path: Path) -> N
             f"output.root={out}",
             "model.image_size=32",
             "review.size=8",
-        ]
+        ],
+        tmp_path / "gate",
     )
     for r in results:
         assert r.returncode == 0, r.stderr[-3000:]
-    # each run directory is either committed and complete, or was never started: a second
-    # run that starts after the first commits is skipped ("already labeled")
+    # released together, both planned before either committed: two runs, in flight at once
     runs = _runs(out, "d1")
-    assert 1 <= len(runs) <= 2
+    assert len(runs) == 2, [r.stdout[-500:] for r in results]
+    started = {run.name: _id_time(run.name) for run in runs}
+    committed = {run.name: (run / "_SUCCESS").stat().st_mtime for run in runs}
+    a, b = runs[0].name, runs[1].name
+    assert started[a] < committed[b] and started[b] < committed[a], "the runs did not overlap"
     for run in runs:
-        assert (run / "_SUCCESS").is_file(), f"{run.name} was started but not committed"
         ids = committed_ids(run)
         assert len(ids) == len(set(ids)) == n_items  # complete, no duplicates
     latest = layout.latest_run(str(out), "d1", OPTS)
     assert latest in {r.name for r in runs}
-    skipped = sum("already labeled" in r.stdout for r in results)
-    assert skipped == 2 - len(runs)  # every process either committed its own run or skipped
 
 
 def test_two_nightly_runs_at_once_label_each_drop_once(ray_cluster: None, tmp_path: Path) -> None:
@@ -100,17 +118,23 @@ def test_two_nightly_runs_at_once_label_each_drop_once(ray_cluster: None, tmp_pa
             "model.image_size=32",
             "review.size=8",
             "nightly.retrain_min_feedback=1000",
-        ]
+        ],
+        tmp_path / "gate",
     )
     for r in results:
         assert r.returncode == 0, r.stderr[-3000:]  # "locked" / "skipped" are clean exits
     summaries = [json.loads(p.read_text()) for p in sorted((out / "nightly").glob("*.json"))]
     assert len(summaries) == 2
+    all_statuses = []
     for drop, n_items in sizes.items():
         statuses = sorted(o["status"] for s in summaries for o in s["drops"] if o["drop"] == drop)
         assert statuses in (["done", "locked"], ["done", "skipped"]), (drop, statuses)
+        all_statuses += statuses
         (run,) = _runs(out, drop)  # labeled exactly once, by whichever run held the lease
         assert layout.latest_run(str(out), drop, OPTS) == run.name
         ids = committed_ids(run)
         assert len(ids) == len(set(ids)) == n_items
-    assert not list((out / "locks").glob("*.lock"))  # both runs released their leases
+    assert "locked" in all_statuses  # the two nights really ran at once and met a lease
+    for folder in (out / "locks").iterdir():  # both runs released their leases
+        last = max(folder.glob("*.json"))
+        assert json.loads(last.read_text())["released"], folder

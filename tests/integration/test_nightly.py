@@ -70,9 +70,11 @@ def test_lease_is_exclusive_and_expires(tmp_path: Path) -> None:
     assert not Lease(root, "d1", ttl_s=60, opts=OPTS).acquire()
     a.release()
     assert b.acquire()
-    body = json.loads(Path(b.uri).read_text())
-    body["expires_at"] = time.time() - 1
-    Path(b.uri).write_text(json.dumps(body))
+    b.release()
+    crashed = Lease(root, "d1", ttl_s=0.05, opts=OPTS)  # a run that died holding the lease
+    assert crashed.acquire()
+    assert not Lease(root, "d1", ttl_s=60, opts=OPTS).acquire()
+    time.sleep(0.1)
     assert Lease(root, "d1", ttl_s=60, opts=OPTS).acquire()  # an expired lease is taken over
 
 

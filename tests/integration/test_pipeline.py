@@ -98,20 +98,37 @@ def test_labels_schema_counts_and_errors(trained: Trained) -> None:
 
 
 def test_review_outputs(trained: Trained) -> None:
-    review = Path(trained.labeled.run_uri) / "review"
-    sample = pq.read_table(review / "sample.parquet")
-    assert 0 < sample.num_rows <= 24
-    for col in ("stratum", "stratum_population", "weight", "inclusion_prob"):
-        assert col in sample.column_names
+    run = Path(trained.labeled.run_uri)
+    review = run / "review"
+    sample = pq.read_table(review / "sample.parquet").to_pylist()
+    info = trained.labeled.summary["review"]
+    # exactly the allocation: review.size=24 over the strata the label pass counted
+    assert len(sample) == info["size"] == sum(info["allocation"].values()) == 24
+    strata = trained.labeled.summary["strata"]
+    for key, n_h in info["allocation"].items():
+        rows = [r for r in sample if r["stratum"] == key]
+        assert len(rows) == n_h
+        for r in rows:
+            assert r["stratum_population"] == strata[key]
+            assert r["inclusion_prob"] == pytest.approx(n_h / strata[key])
+        if rows:  # a stratum's weights add up to its population (unbiased totals)
+            assert sum(r["weight"] for r in rows) == pytest.approx(strata[key])
+    labels = {r["item_id"]: r for r in pq.read_table(run / "labels").to_pylist()}
+    for r in sample:  # every sampled row is the labeled row, unchanged
+        assert labels[r["item_id"]]["label"] == r["label"]
+        assert labels[r["item_id"]]["confidence"] == pytest.approx(r["confidence"])
     tasks = json.loads((review / "labelstudio.json").read_text())
-    assert len(tasks) == sample.num_rows
-    pred = tasks[0]["predictions"][0]
-    assert {"model_version", "score", "result"} <= set(pred)
-    assert pred["result"][0]["value"]["choices"][0] in CLASSES
-    assert (review / "sample.csv").read_text().startswith("item_id,")
+    assert [t["data"]["item_id"] for t in tasks] == [r["item_id"] for r in sample]
+    for task, row in zip(tasks, sample, strict=True):
+        (pred,) = task["predictions"]
+        assert pred["model_version"] == trained.trained.model_version
+        assert pred["result"][0]["value"]["choices"] == [row["label"]]
+        assert pred["score"] == pytest.approx(row["confidence"], abs=1e-6)
+    csv_rows = list(csv.DictReader((review / "sample.csv").open()))
+    assert [c["item_id"] for c in csv_rows] == [r["item_id"] for r in sample]
     uncertain = pq.read_table(review / "uncertain.parquet")
     assert uncertain.num_rows == 10
-    report = (Path(trained.labeled.run_uri) / "report.html").read_text()
+    report = (run / "report.html").read_text()
     assert "data:image/png;base64," in report
 
 
@@ -133,23 +150,32 @@ def test_sample_is_deterministic_and_evaluate_estimates(trained: Trained) -> Non
     from raylabel.review import evaluate_run, resample
 
     out = trained.root / "out"
+    run_dir = Path(trained.labeled.run_uri)
     base = [*_overrides(trained.data, out), f"run.run_id={trained.labeled.run_id}"]
-    review = Path(trained.labeled.run_uri) / "review"
-    before = pq.read_table(review / "sample.parquet").column("item_id").to_pylist()
-    resample(load_config([], base))
-    after = pq.read_table(review / "sample.parquet").column("item_id").to_pylist()
-    assert before == after
+    committed = {p: p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+    before = pq.read_table(run_dir / "review" / "sample.parquet").column("item_id").to_pylist()
+    redraw = resample(load_config([], base))
+    redrawn = Path(redraw.folder)
+    assert redrawn.parent == run_dir / "redraws" and (redrawn / "_SUCCESS").is_file()
+    after = pq.read_table(redrawn / "review" / "sample.parquet").column("item_id").to_pylist()
+    assert before == after  # same seed, same sample
     with open(trained.data.truth_path) as f:
         truth = {r["item_id"]: r["label"] for r in csv.DictReader(f)}
     reviews = trained.root / "reviews.csv"
     reviews.write_text("item_id,true_label\n" + "".join(f"{i},{truth[i]}\n" for i in after))
-    lines = evaluate_run(load_config([], [*base, f"review.reviewed={reviews}"])).summary_lines()
-    assert any("overall" in ln for ln in lines)
-    ev = json.loads((Path(trained.labeled.run_uri) / "evaluation.json").read_text())
+    result = evaluate_run(load_config([], [*base, f"review.reviewed={reviews}"]))
+    assert any("overall" in ln for ln in result.summary_lines())
+    ev_dir = Path(result.evaluation_uri).parent
+    assert ev_dir.parent == run_dir / "evaluations" and (ev_dir / "_SUCCESS").is_file()
+    ev = json.loads(Path(result.evaluation_uri).read_text())
     assert ev["n_reviewed"] == len(after)
     assert 0.0 <= ev["overall"]["lower"] <= ev["overall"]["point"] <= ev["overall"]["upper"] <= 1
-    fb = pq.read_table(out / "feedback" / "tiny" / f"{trained.labeled.run_id}.parquet")
+    fb = pq.read_table(result.feedback_uri)
+    assert Path(result.feedback_uri).name == f"{trained.labeled.run_id}-{ev_dir.name}.parquet"
     assert fb.num_rows == len(after)
+    # the committed run itself never changed: every file it had is byte for byte the same
+    for path, data in committed.items():
+        assert path.read_bytes() == data, path
 
 
 def test_evaluate_rejects_unknown_ids_and_classes(trained: Trained) -> None:

@@ -56,7 +56,8 @@ def make_run(
     if accepted_est is not None:
         est = {"n_reviewed": 80, "confidence_level": 0.95, **accepted_est}
         body = {"accepted": est, "evaluated_at": evaluated_at}
-        storage.write_json(run.path("evaluation.json"), body, OPTS)
+        storage.write_json(run.path("evaluations", "e-1", "evaluation.json"), body, OPTS)
+        layout.commit_revision(run, "evaluations", "e-1", OPTS)
     layout.commit_run(run, OPTS, {})
     return run
 
@@ -288,13 +289,14 @@ def test_train_with_pseudo_labels_records_them_in_the_card(
         OPTS,
     )
     storage.write_json(
-        run.path("evaluation.json"),
+        run.path("evaluations", "e-1", "evaluation.json"),
         {
             "accepted": {"point": 0.99, "lower": 0.96, "upper": 1.0, "n_reviewed": 40},
             "evaluated_at": "2026-11-28T01:00:00+00:00",
         },
         OPTS,
     )
+    layout.commit_revision(run, "evaluations", "e-1", OPTS)
     layout.commit_run(run, OPTS, {})
     cfg = load_config(
         [],

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from raylabel.config import Config, flat_keys, load_config
 from raylabel.demo.run import IMAGE_DEMO_OVERRIDES
@@ -63,8 +64,23 @@ def test_missing_seed_path_is_reported_by_require() -> None:
 
 
 def test_shipped_yaml_files_load() -> None:
-    for name in ("default.yaml", "image.yaml", "demo.yaml"):
-        load_config([REPO / "conf" / name], [])
+    shipped = sorted(p.name for p in (REPO / "conf").glob("*.yaml"))
+    assert {"default.yaml", "image.yaml", "demo.yaml", "nightly.yaml"} <= set(shipped)
+    for name in shipped:
+        raw = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / name))
+        needs_encoder = raw.get("modality") == "text" and raw.get("model", {}).get("arch") != "rnn"
+        extra = ["model.pretrained=/models/encoder"] if needs_encoder else []
+        cfg = load_config([REPO / "conf" / name], extra)
+        assert isinstance(cfg, Config)
+        # every value a shipped file sets is what the loaded config holds
+        for section, values in raw.items():
+            if isinstance(values, dict):
+                for key, value in values.items():
+                    overridden = extra and f"{section}.{key}" == "model.pretrained"
+                    if not isinstance(value, dict) and not overridden:
+                        assert getattr(getattr(cfg, section), key) == value, (name, section, key)
+            else:
+                assert getattr(cfg, section) == values, (name, section)
 
 
 def test_default_yaml_matches_schema() -> None:

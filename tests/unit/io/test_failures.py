@@ -71,7 +71,16 @@ def test_pipeline_failure_finds_the_cause_in_a_wrapped_ray_error() -> None:
 
 
 def test_connect_timeout_reaches_the_s3_client() -> None:
-    s3_filesystem(StorageOptions(endpoint_url="http://127.0.0.1:9", connect_timeout_s=0.5), "b")
+    # the filesystem's own reconstruction arguments are what its AWS SDK client was built with
+    # (and what Ray workers rebuild it from when it is shipped to them)
+    fs = s3_filesystem(
+        StorageOptions(endpoint_url="http://127.0.0.1:9", connect_timeout_s=0.5, retries=4), "b"
+    )
+    built = fs.__reduce__()[1][0]
+    assert built["connect_timeout"] == 0.5
+    assert built["endpoint_override"] == "127.0.0.1:9" and built["scheme"] == "http"
+    default = s3_filesystem(StorageOptions(endpoint_url="http://127.0.0.1:9"), "b")
+    assert default.__reduce__()[1][0]["connect_timeout"] == -1.0  # unset: the SDK's default
     with pytest.raises(ValueError, match=r"storage\.connect_timeout_s"):
         StorageOptions(connect_timeout_s=0)
 

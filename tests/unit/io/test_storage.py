@@ -4,6 +4,8 @@ import json
 import os
 import pickle
 import stat
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -302,6 +304,34 @@ def test_delete_tree(where: tuple[str, StorageOptions]) -> None:
     assert [e.rel_path for e in listing.list_files(storage.join(root, "runs"), opts)] == [
         "d10/keep"
     ]
+
+
+def test_local_write_killed_mid_way_leaves_the_old_file_whole(tmp_path: Path) -> None:
+    """A writer killed after writing its bytes but before they are in place (it is held in
+    fsync, then SIGKILLed): readers still see the old file, complete; a rerun succeeds."""
+    target = tmp_path / "runs" / "summary.json"
+    storage.write_bytes(str(target), b'{"v": 1}', StorageOptions())
+    child = (
+        "import os, sys, time\n"
+        "os.fsync = lambda fd: (open(sys.argv[2], 'w').close(), time.sleep(600))\n"
+        "from raylabel.io import storage\n"
+        "storage.write_bytes(sys.argv[1], b'x' * (8 << 20), storage.StorageOptions())\n"
+    )
+    holding = tmp_path / "in-fsync"
+    proc = subprocess.Popen([sys.executable, "-c", child, str(target), str(holding)])
+    try:
+        deadline = time.monotonic() + 60
+        while not holding.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "writer never got there"
+            time.sleep(0.01)
+        temps = [p for p in target.parent.iterdir() if p.name != target.name]
+        assert temps and temps[0].stat().st_size == 8 << 20  # the new bytes, not yet in place
+    finally:
+        proc.kill()
+        proc.wait()
+    assert target.read_bytes() == b'{"v": 1}'
+    storage.write_bytes(str(target), b'{"v": 2}', StorageOptions())
+    assert target.read_bytes() == b'{"v": 2}'
 
 
 def test_local_write_is_atomic_and_clean(tmp_path: Path) -> None:

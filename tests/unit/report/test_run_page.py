@@ -247,6 +247,36 @@ def test_user_data_is_escaped(full: tuple[dict[str, Any], str]) -> None:
     assert "<b>header</b>" not in page and "bad &lt;b&gt;header&lt;/b&gt; &amp;" in page
 
 
+def test_markup_in_every_user_field_is_escaped() -> None:
+    """Class names, the drop name, uris, ids, model version, strata and error text all come
+    from the drop or its owner; none may reach the page as markup."""
+    evil_class = '<img src=x onerror="alert(2)">'
+    s = synthetic_summary()
+    s["classes"] = [*CLASSES[:-1], evil_class]
+    s["per_class"][evil_class] = s["per_class"].pop(CLASSES[-1])
+    s["coverage"]["per_class"][evil_class] = s["coverage"]["per_class"].pop(CLASSES[-1])
+    s["confidence_histogram"]["per_class"][evil_class] = s["confidence_histogram"]["per_class"].pop(
+        CLASSES[-1]
+    )
+    s["strata"] = {
+        k.replace(f"{CLASSES[-1]}|", f"{evil_class}|"): v for k, v in s["strata"].items()
+    }
+    s["drop"] = f"night{XSS}"
+    s["run_id"] = f"r-{XSS}"
+    s["model_version"] = f"m-{XSS}"
+    s["input"]["uri"] = f"s3://b/{XSS}/"
+    s["output"]["run_dir"] = f"s3://b/runs/{XSS}"
+    s["error_examples"] = [{"item_id": f"a{XSS}", "stage": XSS, "error": f"e{XSS}"}]
+    s["review"]["files"] = {XSS: f"s3://b/{XSS}"}
+    page = render(s)
+    assert "<script" not in page.lower()
+    assert "onerror=" not in page.replace("onerror=&quot;", "")  # only ever escaped
+    assert "<img src=x" not in page
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 6
+    assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in page
+    assert "unavailable" not in page  # escaped, not refused: every section still renders
+
+
 def test_minimal_summary_renders() -> None:
     page = render(minimal_summary())
     assert ">Summary</h2>" in page and ">Distributions</h2>" in page
