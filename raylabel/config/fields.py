@@ -45,6 +45,7 @@ CALIBRATIONS = ("crossfit", "holdout")
 
 
 QC_BOUNDS = ("clopper_pearson", "wilson", "point")
+ENSEMBLE_MODES = ("auto", "always", "never")
 
 
 AUDIT_METHODS = (

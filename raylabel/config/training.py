@@ -9,6 +9,7 @@ from raylabel.config.fields import (
     AUDIT_SCORES,
     AUGMENTATIONS,
     CALIBRATIONS,
+    ENSEMBLE_MODES,
     PSEUDO_GATES,
     at_least,
     in_range,
@@ -93,9 +94,11 @@ class TrainConfig:
         5,
         "crossfit: stratified folds; k fold models train like the final model",
     )
-    keep_fold_models: bool = setting(
-        True,
-        "crossfit: keep the fold models in models/<version>/folds/ (infer.ensemble needs them)",
+    keep_fold_models: str = setting(
+        "auto",
+        "keep the fold models in models/<version>/folds/ for infer.ensemble; auto = only for "
+        "small seeds (fewer than 75 items per class), where the ensemble pays",
+        ENSEMBLE_MODES,
     )
     min_steps: int = setting(
         300,
@@ -161,6 +164,7 @@ class TrainConfig:
         positive("train.cpus_per_worker", self.cpus_per_worker)
         in_range("train.val_fraction", self.val_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
         one_of("train.calibration", self.calibration, CALIBRATIONS)
+        one_of("train.keep_fold_models", self.keep_fold_models, ENSEMBLE_MODES)
         at_least("train.calibration_folds", self.calibration_folds, 2)
         at_least("train.min_steps", self.min_steps, 0)
         at_least("train.max_failures", self.max_failures, 0)

@@ -27,7 +27,7 @@ from raylabel.label.actor import InferenceActor
 from raylabel.label.pool import PoolPlan, decode_in_actor, plan_pool
 from raylabel.label.sink import RunSink, merge_stats
 from raylabel.label.summary import build_summary
-from raylabel.models.card import ModelCard, read_card_uri
+from raylabel.models.card import ModelCard, ensemble_pays, read_card_uri
 from raylabel.models.loader import ModelLoader, expected_weights
 from raylabel.models.registry import family_of
 
@@ -125,14 +125,14 @@ def label(cfg: Config, guard: Callable[[], None] | None = None) -> LabelResult:
     if unchanged is not None:
         return unchanged
     run = _fresh_run(cfg, drop, 1, opts)  # an existing run.run_id stops before any Ray work
-    scorer = "ensemble" if cfg.infer.ensemble else "model"
+    scorer = "ensemble" if use_ensemble(cfg.infer.ensemble, card) else "model"
     thresholds, thr_info = _tonight_thresholds(cfg, model_dir, card, scorer, opts)
     cluster.connect(cfg)
     cluster.quiet_data_context()
     cluster.limit_object_store(cfg.infer.object_store_mb)
     cluster.bound_actor_start(cfg.infer.actor_start_timeout_s)
     t_pipeline = time.time()
-    run, pool, stats, lost = _attempts(cfg, plan, opts, run, card, thresholds)
+    run, pool, stats, lost = _attempts(cfg, plan, opts, run, card, thresholds, scorer == "ensemble")
     times = {"started": started, "pipeline": t_pipeline, "written": time.time()}
     extra = {"scorer": scorer, "lost_attempts": lost}
     summary = _publish(cfg, plan, opts, run, card, pool, stats, thr_info, times, extra, guard)
@@ -156,12 +156,22 @@ def _model_for(cfg: Config, opts: storage.StorageOptions) -> tuple[str, ModelCar
             f"modality: the model {version} is a {card.modality} model, config says {cfg.modality}"
         )
     family_of(card).check_model_dir(model_dir, opts)  # e.g. an rnn model needs its tokenizer
-    if cfg.infer.ensemble and not card.ensemble.get("members"):
+    if cfg.infer.ensemble == "always" and not card.ensemble.get("members"):
         raise ModelLoadError(
             f"infer.ensemble: model {version} has no fold models (train it with "
-            "train.calibration=crossfit and train.keep_fold_models=true)"
+            "train.calibration=crossfit and train.keep_fold_models=always)"
         )
     return model_dir, card
+
+
+def use_ensemble(mode: str, card: ModelCard) -> bool:
+    """`infer.ensemble`: always / never, or auto = the card has fold models and a small seed
+    (fewer calibration items per class than where the small-seed benchmark saw a gain)."""
+    if mode != "auto":
+        return mode == "always"
+    items = int(card.training.get("calibration", {}).get("items", 0) or 0)
+    has_folds = bool(card.ensemble.get("members"))
+    return has_folds and ensemble_pays(items, len(card.classes))
 
 
 def _refuse_name_clash(
@@ -210,6 +220,7 @@ def _attempts(
     run: layout.RunLayout,
     card: ModelCard,
     thresholds: dict[str, float] | None,
+    ensemble: bool = False,
 ) -> tuple[layout.RunLayout, PoolPlan, dict[str, Any], list[dict[str, str]]]:
     """Run the pipeline, once more into a fresh run id for each attempt the cluster loses
     (infer.pipeline_attempts): (the run that wrote everything, its pool, stats, lost ones)."""
@@ -218,7 +229,7 @@ def _attempts(
         if attempt > 1:
             run = _fresh_run(cfg, run.drop, attempt, opts)
         try:
-            pool, stats = _write_run(cfg, plan, opts, run, card, thresholds)
+            pool, stats = _write_run(cfg, plan, opts, run, card, thresholds, ensemble)
             return run, pool, stats, lost
         except ClusterFault as fault:
             # the attempt's partial output stays under its own run id and never commits
@@ -336,6 +347,7 @@ def _write_run(
     run: layout.RunLayout,
     card: ModelCard,
     thresholds: dict[str, float] | None = None,
+    ensemble: bool = False,
 ) -> tuple[PoolPlan, dict[str, Any]]:
     """Run the pipeline into `run` and return the pool used and the merged statistics.
     The pool is planned from the cluster as it is now: after a lost node it may be smaller."""
@@ -349,7 +361,7 @@ def _write_run(
         schema=label_schema(card.modality),
     )
     try:
-        _build_pipeline(cfg, plan, opts, run, card, pool, thresholds).write_datasink(
+        _build_pipeline(cfg, plan, opts, run, card, pool, thresholds, ensemble).write_datasink(
             sink,
             ray_remote_args={"num_cpus": pool.write_cpus, "max_retries": cfg.infer.max_retries},
         )
@@ -393,6 +405,7 @@ def _build_pipeline(
     card: ModelCard,
     pool: PoolPlan,
     thresholds: dict[str, float] | None = None,
+    ensemble: bool = False,
 ) -> Any:
     from ray.data import ActorPoolStrategy
 
@@ -415,8 +428,8 @@ def _build_pipeline(
         opts=opts,
         use_gpu=cfg.infer.use_gpu,
         threads=pool.torch_threads,
-        ensemble=cfg.infer.ensemble,
-        weights_sha256=expected_weights(card, cfg.infer.ensemble),
+        ensemble=ensemble,
+        weights_sha256=expected_weights(card, ensemble),
     )
     return ds.map_batches(
         InferenceActor,

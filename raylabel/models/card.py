@@ -162,3 +162,14 @@ def refuse_pickles(directory: Path, what: str = "model directory") -> None:
             f"{directory}: refusing to load a {what} holding pickle-capable files "
             f"({', '.join(unsafe)}); only safetensors weights and JSON/text tokenizers are accepted"
         )
+
+
+#: below this many calibration (seed) items per class the fold ensemble paid in the
+#: small-seed benchmark (bench/small_seed.py: +0.025 coverage at 40 per class, -0.009 at 100)
+ENSEMBLE_BELOW_ITEMS_PER_CLASS = 75
+
+
+def ensemble_pays(n_items: int, n_classes: int) -> bool:
+    """Whether a seed is small enough that labeling with the fold ensemble is worth its
+    k-fold inference cost (`auto` for train.keep_fold_models and infer.ensemble)."""
+    return n_items < ENSEMBLE_BELOW_ITEMS_PER_CLASS * max(1, n_classes)

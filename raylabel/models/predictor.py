@@ -119,8 +119,8 @@ class EnsemblePredictor:
         members = card.ensemble.get("members") or []
         if not members:
             raise ModelLoadError(
-                f"{model_dir}: infer.ensemble=true needs a model trained with "
-                "train.calibration=crossfit and train.keep_fold_models=true"
+                f"{model_dir}: infer.ensemble=always needs a model trained with "
+                "train.calibration=crossfit and train.keep_fold_models=always"
             )
         loaded = []
         for rel in members:

@@ -26,7 +26,7 @@ from raylabel.config import Config
 from raylabel.fit import folds
 from raylabel.inputs.sources import SourcePlan
 from raylabel.io.storage import StorageOptions
-from raylabel.models.card import CALIBRATION_FILE, FOLDS_DIR, ModelCard
+from raylabel.models.card import CALIBRATION_FILE, FOLDS_DIR, ModelCard, ensemble_pays
 from raylabel.stats.thresholds import review_weights
 
 
@@ -96,8 +96,16 @@ def run(
         cpus=cpus,
         gpus=1.0 if t.use_gpu else 0.0,
         max_retries=t.max_failures,
-        keep_models=t.keep_fold_models,
+        keep_models=keep_fold_models(t.keep_fold_models, listing.num_rows, len(classes)),
     )
+
+
+def keep_fold_models(mode: str, n_items: int, n_classes: int) -> bool:
+    """`train.keep_fold_models`: always / never, or auto = a small seed, where labeling by
+    the fold ensemble is worth its k-fold inference cost (and its k copies on disk)."""
+    if mode != "auto":
+        return mode == "always"
+    return ensemble_pays(n_items, n_classes)
 
 
 def _max_folds(labels: list[str]) -> int:

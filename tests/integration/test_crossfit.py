@@ -123,7 +123,7 @@ def test_ensemble_labels_with_the_mean_of_calibrated_fold_probabilities(fitted: 
             f"drop.path={fitted.data.drop_dir}",
             f"output.root={fitted.cfg.output.root}",
             "drop.name=ens",
-            "infer.ensemble=true",
+            "infer.ensemble=always",
             "review.size=10",
         ],
     )

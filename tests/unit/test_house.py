@@ -24,7 +24,7 @@ def _tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     exe = BIN / name
     if not exe.exists():
         pytest.fail(f"{name} is not installed in {BIN} (it is a dev dependency)")
-    env = {"NO_COLOR": "1", "PATH": f"{BIN}:/usr/bin:/bin"}
+    env = {"NO_COLOR": "1", "PATH": f"{BIN}:/usr/bin:/bin", "PYTHONPATH": str(REPO)}
     return subprocess.run(
         [str(exe), *args], cwd=REPO, capture_output=True, text=True, timeout=300, env=env
     )
