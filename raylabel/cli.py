@@ -47,6 +47,15 @@ STAGES: dict[str, Stage] = {
         "bound, and publishes models/<version>/.",
         ("seed", "modality", "model", "train", "qc", "audit", "output", "storage", "run"),
     ),
+    "promote": Stage(
+        "raylabel.train",
+        "promote",
+        "point models/LATEST at a published model version",
+        "The manual override of the promotion gate: `raylabel promote m-...` (or "
+        "run.model_version=m-...) makes that published version the one labeling uses. "
+        "A retrain the gate refused stays published beside LATEST for this.",
+        ("output", "storage", "run"),
+    ),
     "label": Stage(
         "raylabel.label",
         "label",
@@ -75,9 +84,12 @@ STAGES: dict[str, Stage] = {
     "nightly": Stage(
         "raylabel.nightly",
         "nightly",
-        "label every new drop under drops.root, retraining when due",
-        "Labels each drop under drops.root that has no committed run, retraining first "
-        "when enough reviews arrived or the model is too old; one lease per drop.",
+        "bring every ready drop under drops.root up to date, retraining when due",
+        "Brings each ready drop under drops.root up to date: new drops are labeled, grown "
+        "or changed ones get a new run that carries their unchanged items, unchanged ones "
+        "are left alone. Retrains first when enough reviews arrived or the model is too "
+        "old; a retrained model becomes LATEST only past the promotion gate. One lease "
+        "per drop; nightly/index.html is the morning page (docs/nightly.md).",
         ("drops", "nightly", "seed", "drop", "train", "infer", "qc", "review", "output"),
     ),
     "audit": Stage(
@@ -238,7 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from raylabel.demo import run_demo
 
         return guarded(lambda: run_demo(Path(args.out), args.modality, list(args.overrides)))
-    return guarded(lambda: run_stage(args.stage, args.config, args.overrides))
+    overrides = list(args.overrides)
+    if args.stage == "promote":  # `raylabel promote VERSION`
+        overrides = [o if "=" in o else f"run.model_version={o}" for o in overrides]
+    return guarded(lambda: run_stage(args.stage, args.config, overrides))
 
 
 def entry(argv: Sequence[str] | None = None) -> Any:

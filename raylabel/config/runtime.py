@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from raylabel.config.fields import at_least, positive, safe_name, setting
 from raylabel.errors import ConfigError
 
+READY_MARKERS = ("_READY", "_SUCCESS")
+
 
 @dataclass
 class OutputConfig:
@@ -99,10 +101,25 @@ class DropsConfig:
         None,
         "nightly: a prefix whose children are drops (s3://bucket/drops/); required by nightly",
     )
+    ready_marker: str | None = setting(
+        None,
+        "nightly labels only drops holding this object (_READY or _SUCCESS, written by the "
+        "producer last; never an item). None = every drop is ready",
+    )
+    min_quiet_s: float = setting(
+        0.0,
+        "nightly leaves a drop whose newest object is younger than this for the next night "
+        "(a producer may still be writing); 0 = no wait",
+    )
 
     def check(self) -> None:
         """Refuse a bad value of this section before any work starts (one line, the key)."""
-        pass
+        at_least("drops.min_quiet_s", self.min_quiet_s, 0.0)
+        if self.ready_marker is not None and self.ready_marker not in READY_MARKERS:
+            raise ConfigError(
+                f"drops.ready_marker: one of {', '.join(READY_MARKERS)} (names every listing "
+                f"skips as a marker, so the marker is never an item), got {self.ready_marker!r}"
+            )
 
 
 @dataclass

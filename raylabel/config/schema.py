@@ -72,6 +72,7 @@ class Config:
         self.storage.check()
         self.run.check()
         self.output.check()
+        self.drops.check()
         self.nightly.check()
         self.audit.check()
 

@@ -120,6 +120,22 @@ class TrainConfig:
         0.1,
         "share of the steps with linear learning-rate warm-up before the cosine decay",
     )
+    gate_share: float = setting(
+        0.2,
+        "share of reviewed items (a fixed hash of their uri) kept out of training as the "
+        "promotion gate's evaluation set; 0 = no gate",
+    )
+    gate_margin: float = setting(
+        0.02,
+        "a retrained model becomes models/LATEST only if its accuracy and its coverage at "
+        "the card thresholds on the gate set are each at most this much below the current "
+        "model's",
+    )
+    gate_min_items: int = setting(
+        30,
+        "fewer gate items than this: the candidate is promoted without a comparison (the "
+        "card says so)",
+    )
     max_failures: int = setting(
         0,
         "restarts of the Ray Train worker group after a worker dies; it resumes from the "
@@ -168,6 +184,9 @@ class TrainConfig:
         at_least("train.calibration_folds", self.calibration_folds, 2)
         at_least("train.min_steps", self.min_steps, 0)
         at_least("train.max_failures", self.max_failures, 0)
+        in_range("train.gate_share", self.gate_share, 0.0, 1.0, hi_open=True)
+        in_range("train.gate_margin", self.gate_margin, 0.0, 1.0)
+        at_least("train.gate_min_items", self.gate_min_items, 1)
         at_least("train.checkpoint_every", self.checkpoint_every, 1)
         at_least("train.worker_cache_mb", self.worker_cache_mb, 0)
         one_of("train.augment", self.augment, AUGMENTATIONS)

@@ -38,12 +38,15 @@ class PackedIds:
     id_hash: int
     duplicate_rows: np.ndarray  # global positions of repeated ids after their first row
     row_groups: list[tuple[str, int, int]] = field(default_factory=list)  # path, group, offset
+    # item_id, identity (its file's size and mtime: a rewritten file changes all its items)
+    identities: pa.Table | None = None
 
 
 def scan_ids(key: str, files: list[str], fs: Any, opts: StorageOptions) -> PackedIds:
     """Read every file's `item_id` column once: refuse null or empty ids (exit 2), find the
     repeated ones, and lay out the row groups with their global row offsets."""
     chunks: list[pa.Array] = []
+    idents: list[pa.Array] = []
     groups: list[tuple[str, int, int]] = []
     offset = 0
     for f in files:
@@ -55,8 +58,15 @@ def scan_ids(key: str, files: list[str], fs: Any, opts: StorageOptions) -> Packe
             groups.append((path, g, offset))
             offset += pf.metadata.row_group(g).num_rows
         chunks.append(ids.cast(pa.string()))
+        info = fs.get_file_info(path)
+        idents.append(pa.array([f"{info.size}:{info.mtime_ns}"] * len(ids), pa.string()))
     all_ids = pa.chunked_array(chunks, pa.string()).combine_chunks() if chunks else pa.array([])
-    return PackedIds(offset, id_hash_sum(all_ids), _repeats(all_ids), groups)
+    identities = pa.table(
+        {"item_id": all_ids, "identity": pa.chunked_array(idents, pa.string()).combine_chunks()}
+        if chunks
+        else {"item_id": pa.array([], pa.string()), "identity": pa.array([], pa.string())}
+    )
+    return PackedIds(offset, id_hash_sum(all_ids), _repeats(all_ids), groups, identities)
 
 
 def _check_ids(key: str, uri: str, ids: pa.Array) -> None:
@@ -89,9 +99,11 @@ def read_row_groups(
     inline: str,
     duplicate_rows: np.ndarray,
     uri_prefix: str,
+    skip_rows: np.ndarray | None = None,
 ) -> Iterator[pa.Table]:
     """`map_batches` generator: each input row names one row group; its rows come out in
-    slices with their uri (`<input>#<item_id>`) and whether they repeat an earlier id."""
+    slices with their uri (`<input>#<item_id>`) and whether they repeat an earlier id. Rows
+    at `skip_rows` (global positions) are left out: they are carried from an earlier run."""
     fs, _ = storage.resolve(root, opts)
     for path, group, offset in zip(
         batch.column("path").to_pylist(),
@@ -108,7 +120,7 @@ def read_row_groups(
             rows = np.arange(pos, pos + n, dtype=np.int64)
             pos += n
             ids = rb.column(0).cast(pa.string())
-            yield pa.table(
+            out = pa.table(
                 {
                     "item_id": ids,
                     inline: rb.column(1),
@@ -116,6 +128,10 @@ def read_row_groups(
                     "duplicate": pa.array(np.isin(rows, duplicate_rows)),
                 }
             )
+            if skip_rows is not None and len(skip_rows):
+                out = out.filter(pa.array(~np.isin(rows, skip_rows)))
+            if out.num_rows:
+                yield out
 
 
 def packed_dataset(
@@ -126,6 +142,7 @@ def packed_dataset(
     inline: str,
     opts: StorageOptions,
     read_cpus: float,
+    skip_rows: np.ndarray | None = None,
 ) -> Any:
     """The drop's rows as a Ray dataset: one read task per row group, in parallel."""
     import ray.data
@@ -141,6 +158,7 @@ def packed_dataset(
             "inline": inline,
             "duplicate_rows": duplicate_rows,
             "uri_prefix": plan_uri.rstrip("/"),
+            "skip_rows": skip_rows,
         },
         batch_size=1,
         batch_format="pyarrow",

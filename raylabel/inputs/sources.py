@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -55,6 +56,9 @@ class SourcePlan:
     # packed Parquet: row groups with global offsets, and rows repeating an earlier id
     row_groups: list[tuple[str, int, int]] = field(default_factory=list)
     duplicate_rows: Any = None
+    # item_id, identity for every input row in read order: a changed item has a new identity
+    # (folder: size + mtime; packed: its file's; manifest: its uri; inline text: its hash)
+    identities: pa.Table | None = None
 
     def classes(self) -> list[str]:
         """The seed's label set, sorted so class indices are the same whenever the same labels are
@@ -218,6 +222,9 @@ def _plan_folder(
         listing=listing,
         skipped=dict(found.skipped),
         id_hash=id_hash_sum(item_ids),
+        identities=pa.table(
+            {"item_id": item_ids, "identity": [f"{f.size}:{f.mtime_ns}" for f in files]}
+        ),
     )
 
 
@@ -290,6 +297,7 @@ def _plan_manifest(
         listing=listing,
         duplicates=dups,
         id_hash=id_hash_sum(listing.column("item_id")),
+        identities=pa.table({"item_id": listing.column("item_id"), "identity": listing["uri"]}),
     )
 
 
@@ -325,6 +333,7 @@ def _plan_inline_text(
         listing=listing,
         duplicates=dups,
         id_hash=id_hash_sum(listing.column("item_id")),
+        identities=pa.table({"item_id": ids, "identity": [d[:16] for d in digests]}),
     )
 
 
@@ -416,6 +425,7 @@ def _plan_parquet(
         id_hash=ids.id_hash,
         row_groups=ids.row_groups,
         duplicate_rows=ids.duplicate_rows,
+        identities=ids.identities,
     )
 
 
@@ -493,12 +503,19 @@ def listing_dataset(listing: pa.Table, block_rows: int = LISTING_BLOCK_ROWS) -> 
 
 
 def drop_dataset(
-    plan: SourcePlan, opts: StorageOptions, read_cpus: float = 1.0
+    plan: SourcePlan,
+    opts: StorageOptions,
+    read_cpus: float = 1.0,
+    carried: set[str] | None = None,
 ) -> ray.data.Dataset:
     """Rows with item_id, uri and (for packed Parquet) inline `bytes`. `read_cpus` is the
     reservation of a read task (reads are I/O: a full CPU each starves the actors)."""
 
     if plan.kind == "parquet":
+        skip = None
+        if carried and plan.identities is not None:
+            ids = plan.identities.column("item_id").to_pylist()
+            skip = np.flatnonzero([i in carried for i in ids]).astype(np.int64)
         return packed_dataset(
             plan.uri,
             plan.row_groups,
@@ -507,9 +524,14 @@ def drop_dataset(
             plan.inline_column,
             opts,
             read_cpus,
+            skip,
         )
     assert plan.listing is not None
-    return listing_dataset(plan.listing)
+    listing = plan.listing
+    if carried:
+        keep = [i not in carried for i in listing.column("item_id").to_pylist()]
+        listing = listing.filter(pa.array(keep, pa.bool_()))
+    return listing_dataset(listing)
 
 
 def feedback_listing(root: str, opts: StorageOptions) -> pa.Table | None:

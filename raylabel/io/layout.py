@@ -161,8 +161,16 @@ def model_exists(root: str, version: str, opts: StorageOptions) -> bool:
     return storage.exists(model_uri(root, version), opts)
 
 
-def publish_model(local_dir: Path, root: str, version: str, opts: StorageOptions) -> str:
-    """Copy a finished model directory to `models/<version>/`, then move `models/LATEST`.
+def point_latest_model(root: str, version: str, opts: StorageOptions) -> None:
+    """Move `models/LATEST` to a published version (the gate's promotion or the override)."""
+    storage.write_text(storage.join(root, "models", LATEST), version + "\n", opts)
+
+
+def publish_model(
+    local_dir: Path, root: str, version: str, opts: StorageOptions, promote: bool = True
+) -> str:
+    """Copy a finished model directory to `models/<version>/`, then (`promote`) move
+    `models/LATEST`; a candidate the promotion gate refused is published but not LATEST.
 
     A published version is never overwritten: an existing one is refused before anything
     is written, and the card (what makes a directory a model) goes up last with an
@@ -184,7 +192,8 @@ def publish_model(local_dir: Path, root: str, version: str, opts: StorageOptions
         shutil.rmtree(staged, ignore_errors=True)
     if not create_exclusive(storage.join(dest, CARD_FILE), card.read_bytes(), opts):
         raise InputError(f"run.model_version: {dest} was published by another run meanwhile")
-    storage.write_text(storage.join(root, "models", LATEST), version + "\n", opts)
+    if promote:
+        point_latest_model(root, version, opts)
     return dest
 
 

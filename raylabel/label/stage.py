@@ -15,20 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from raylabel import cluster
-from raylabel.cluster.faults import cluster_fault
 from raylabel.config import Config
 from raylabel.errors import ModelLoadError
 from raylabel.inputs import sources
-from raylabel.inputs.prepare import for_card
 from raylabel.io import layout, storage
-from raylabel.io.failures import pipeline_failure
-from raylabel.io.schema import label_schema
-from raylabel.label.actor import InferenceActor
-from raylabel.label.pool import PoolPlan, decode_in_actor, plan_pool
-from raylabel.label.sink import RunSink, merge_stats
+from raylabel.label.carry import Reuse, donors, plan_reuse, record_attempt
+from raylabel.label.pipeline import ClusterFault, LabelJob, write_run
+from raylabel.label.pool import PoolPlan
 from raylabel.label.summary import build_summary
 from raylabel.models.card import ModelCard, ensemble_pays, read_card_uri
-from raylabel.models.loader import ModelLoader, expected_weights
 from raylabel.models.registry import family_of
 
 log = logging.getLogger(__name__)
@@ -110,10 +105,16 @@ def _threshold_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def label(cfg: Config, guard: Callable[[], None] | None = None) -> LabelResult:
+def label(
+    cfg: Config, guard: Callable[[], None] | None = None, new_inputs_only: bool = False
+) -> LabelResult:
     """Label `drop.path` with the latest (or `run.model_version`) model into a new committed
-    run; a drop already labeled with the same inputs and model is left alone. `guard` runs
-    right before the commit and may refuse it (the nightly job checks its lease there)."""
+    run. A drop already labeled with the same inputs and model is left alone; a drop that
+    grew or changed gets a new complete run in which unchanged items are carried from the
+    previous one, and an attempt that died is finished rather than redone (`carry`).
+    `guard` runs right before the commit and may refuse it (nightly checks its lease);
+    `new_inputs_only` (nightly) leaves a drop whose inputs did not change alone even when the
+    model did, so a promotion does not relabel every drop ever seen."""
     started = time.time()
     cfg.require("drop.path")
     opts = sources.storage_options(cfg)
@@ -121,21 +122,27 @@ def label(cfg: Config, guard: Callable[[], None] | None = None) -> LabelResult:
     plan = sources.plan_drop(cfg)
     model_dir, card = _model_for(cfg, opts)
     _refuse_name_clash(cfg, drop, plan, opts)
-    unchanged = _unchanged_run(cfg, drop, plan, card.model_version, opts)
+    unchanged = _unchanged_run(cfg, drop, plan, card.model_version, opts, new_inputs_only)
     if unchanged is not None:
         return unchanged
     run = _fresh_run(cfg, drop, 1, opts)  # an existing run.run_id stops before any Ray work
     scorer = "ensemble" if use_ensemble(cfg.infer.ensemble, card) else "model"
     thresholds, thr_info = _tonight_thresholds(cfg, model_dir, card, scorer, opts)
+    job = LabelJob(cfg, plan, opts, card, scorer, thresholds)
     cluster.connect(cfg)
     cluster.quiet_data_context()
     cluster.limit_object_store(cfg.infer.object_store_mb)
     cluster.bound_actor_start(cfg.infer.actor_start_timeout_s)
     t_pipeline = time.time()
-    run, pool, stats, lost = _attempts(cfg, plan, opts, run, card, thresholds, scorer == "ensemble")
+    run, pool, stats, lost, reuse = _attempts(job, run)
     times = {"started": started, "pipeline": t_pipeline, "written": time.time()}
-    extra = {"scorer": scorer, "lost_attempts": lost}
-    summary = _publish(cfg, plan, opts, run, card, pool, stats, thr_info, times, extra, guard)
+    extra = {"scorer": scorer, "lost_attempts": lost, "carried_from": reuse.donors}
+    counts = {
+        "reused": len(reuse.reused),
+        "inferred": plan.num_items - len(reuse.reused),
+        "removed": reuse.removed,
+    }
+    summary = _publish(job, run, pool, stats, thr_info, times, extra, counts, guard)
     return LabelResult(drop, run.run_id, run.run_dir, summary=summary)
 
 
@@ -195,18 +202,22 @@ def _refuse_name_clash(
 
 
 def _unchanged_run(
-    cfg: Config, drop: str, plan: sources.SourcePlan, version: str, opts: storage.StorageOptions
+    cfg: Config,
+    drop: str,
+    plan: sources.SourcePlan,
+    version: str,
+    opts: storage.StorageOptions,
+    any_model: bool = False,
 ) -> LabelResult | None:
-    """The LATEST run when it labeled the same inputs with the same model (run.force
-    relabels)."""
+    """The LATEST run when it labeled the same inputs with the same model (or, `any_model`,
+    with any model); run.force relabels."""
     previous = layout.latest_run(cfg.output.root, drop, opts)
     if not previous or cfg.run.force:
         return None
     prev = layout.RunLayout(cfg.output.root, drop, previous)
     summary = storage.read_json(prev.path("summary.json"), opts)
-    same = (
-        summary.get("input_fingerprint") == plan.fingerprint
-        and summary.get("model_version") == version
+    same = summary.get("input_fingerprint") == plan.fingerprint and (
+        any_model or summary.get("model_version") == version
     )
     return (
         LabelResult(drop, previous, prev.run_dir, skipped=True, summary=summary) if same else None
@@ -214,23 +225,26 @@ def _unchanged_run(
 
 
 def _attempts(
-    cfg: Config,
-    plan: sources.SourcePlan,
-    opts: storage.StorageOptions,
-    run: layout.RunLayout,
-    card: ModelCard,
-    thresholds: dict[str, float] | None,
-    ensemble: bool = False,
-) -> tuple[layout.RunLayout, PoolPlan, dict[str, Any], list[dict[str, str]]]:
+    job: LabelJob, run: layout.RunLayout
+) -> tuple[layout.RunLayout, PoolPlan, dict[str, Any], list[dict[str, str]], Reuse]:
     """Run the pipeline, once more into a fresh run id for each attempt the cluster loses
-    (infer.pipeline_attempts): (the run that wrote everything, its pool, stats, lost ones)."""
+    (infer.pipeline_attempts), each reusing what the earlier ones wrote: (the run that wrote
+    everything, its pool, stats, the lost attempts, what was carried)."""
+    cfg, opts = job.cfg, job.opts
+    version = job.card.model_version
     lost: list[dict[str, str]] = []
+    first = run.run_id  # run.force: relabel everything, reusing only this command's attempts
     for attempt in range(1, cfg.infer.pipeline_attempts + 1):
         if attempt > 1:
             run = _fresh_run(cfg, run.drop, attempt, opts)
+        donor_runs, committed = donors(cfg.output.root, run.drop, version, job.scorer, opts)
+        if cfg.run.force:
+            donor_runs = [d for d in donor_runs if d.run_id >= first]
+        reuse = plan_reuse(job.plan, cfg.output.root, run.drop, donor_runs, committed, opts)
+        record_attempt(run, job.plan, version, job.scorer, opts)
         try:
-            pool, stats = _write_run(cfg, plan, opts, run, card, thresholds, ensemble)
-            return run, pool, stats, lost
+            pool, stats = write_run(job, run, reuse)
+            return run, pool, stats, lost, reuse
         except ClusterFault as fault:
             # the attempt's partial output stays under its own run id and never commits
             storage.write_json(run.path("_FAILED"), {"reason": fault.reason}, opts)
@@ -242,7 +256,7 @@ def _attempts(
                     "nothing committed"
                 ) from None
             log.warning(
-                "run %s lost to a cluster fault (%s); relabeling the drop as a fresh run",
+                "run %s lost to a cluster fault (%s); a fresh run finishes the drop",
                 run.run_id,
                 fault.reason,
             )
@@ -250,16 +264,14 @@ def _attempts(
 
 
 def _publish(
-    cfg: Config,
-    plan: sources.SourcePlan,
-    opts: storage.StorageOptions,
+    job: LabelJob,
     run: layout.RunLayout,
-    card: ModelCard,
     pool: PoolPlan,
     stats: dict[str, Any],
     thr_info: dict[str, Any],
     times: dict[str, float],
     extra: dict[str, Any],
+    counts: dict[str, int],
     guard: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Review sample, summary.json (with `extra` blocks), report.html, then the commit:
@@ -268,6 +280,7 @@ def _publish(
     from raylabel.report import render_html
     from raylabel.review import draw_review
 
+    cfg, plan, opts, card = job.cfg, job.plan, job.opts, job.card
     review_info = draw_review(cfg, run, card, stats, opts, plan=plan)
     t_review = time.time()
     durations = {
@@ -286,8 +299,10 @@ def _publish(
         durations=durations,
         thresholds=thr_info,
     )
+    summary["counts"].update(counts)
     summary["durations_s"]["total"] = time.time() - times["started"]
-    summary["throughput_items_per_s"] = plan.num_items / max(durations["pipeline"], 1e-9)
+    inferred = max(counts.get("inferred", plan.num_items), 1)
+    summary["throughput_items_per_s"] = inferred / max(durations["pipeline"], 1e-9)
     summary.update(extra)
     summary["drift"] = drift.drift_block(cfg.drift, run, summary, opts)
     storage.write_json(run.path("summary.json"), summary, opts)
@@ -317,14 +332,6 @@ def _tonight_thresholds(
     return thresholds, info
 
 
-class ClusterFault(Exception):
-    """One pipeline attempt lost to the cluster (node, worker or object lost)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 def _fresh_run(
     cfg: Config, drop: str, attempt: int, opts: storage.StorageOptions
 ) -> layout.RunLayout:
@@ -338,115 +345,3 @@ def _fresh_run(
     if storage.exists(run.run_dir, opts):
         raise sources.InputError(f"run.run_id: {run.run_dir} already exists; runs are immutable")
     return run
-
-
-def _write_run(
-    cfg: Config,
-    plan: sources.SourcePlan,
-    opts: storage.StorageOptions,
-    run: layout.RunLayout,
-    card: ModelCard,
-    thresholds: dict[str, float] | None = None,
-    ensemble: bool = False,
-) -> tuple[PoolPlan, dict[str, Any]]:
-    """Run the pipeline into `run` and return the pool used and the merged statistics.
-    The pool is planned from the cluster as it is now: after a lost node it may be smaller."""
-    pool = plan_pool(cfg, cluster.shape(), decode_in_actor(cfg, plan))
-    sink = RunSink(
-        run=run,
-        opts=opts,
-        classes=card.classes,
-        bin_edges=list(cfg.review.bin_edges),
-        rows_per_file=cfg.output.rows_per_file,
-        schema=label_schema(card.modality),
-    )
-    try:
-        _build_pipeline(cfg, plan, opts, run, card, pool, thresholds, ensemble).write_datasink(
-            sink,
-            ray_remote_args={"num_cpus": pool.write_cpus, "max_retries": cfg.infer.max_retries},
-        )
-    except Exception as exc:
-        failure = pipeline_failure(exc, run.run_dir)  # an object-store outage: one clean line
-        if failure is not None:
-            raise failure from None
-        reason = cluster_fault(exc)
-        if reason is None:
-            raise
-        raise ClusterFault(reason) from exc
-    stats = merge_stats(sink.results)
-    reconcile(plan, stats, run, opts)
-    return pool, stats
-
-
-def reconcile(
-    plan: sources.SourcePlan, stats: dict[str, Any], run: layout.RunLayout, opts: Any
-) -> None:
-    """The commit check: every input row written exactly once, by count and by ids (an
-    order-independent hash sum, so a lost row and a doubled one cannot cancel out)."""
-    counted = stats["labeled"] + stats["errors"]
-    reason = None
-    if counted != plan.num_items:
-        reason = (
-            f"{plan.num_items} items in but {counted} rows out "
-            f"({stats['labeled']} labeled + {stats['errors']} errors)"
-        )
-    elif plan.id_hash is not None and stats.get("id_hash") != plan.id_hash:
-        reason = f"{counted} rows out as planned, but not the planned item ids"
-    if reason is not None:
-        storage.write_json(run.path("_FAILED"), {"reason": reason}, opts)
-        raise RuntimeError(f"run {run.run_id}: {reason}; not committed")
-
-
-def _build_pipeline(
-    cfg: Config,
-    plan: sources.SourcePlan,
-    opts: storage.StorageOptions,
-    run: layout.RunLayout,
-    card: ModelCard,
-    pool: PoolPlan,
-    thresholds: dict[str, float] | None = None,
-    ensemble: bool = False,
-) -> Any:
-    from ray.data import ActorPoolStrategy
-
-    ds = sources.drop_dataset(plan, opts, read_cpus=pool.read_cpus)
-    version = card.model_version
-    model_dir = layout.model_uri(cfg.output.root, version)
-    # preprocessing must match training: it comes from the model card, not the config
-    decode = for_card(card, model_dir, opts, cfg.infer.max_pixels, cfg.infer.max_item_bytes)
-    if not pool.decode_in_actor:
-        ds = ds.map_batches(
-            decode,
-            batch_format="pyarrow",
-            batch_size=cfg.infer.preprocess_batch_size,
-            num_cpus=pool.decode_cpus,
-            max_retries=cfg.infer.max_retries,  # a worker or node lost mid-task: rerun, bounded
-        )
-    loader = ModelLoader(
-        root=cfg.output.root,
-        version=version,
-        opts=opts,
-        use_gpu=cfg.infer.use_gpu,
-        threads=pool.torch_threads,
-        ensemble=ensemble,
-        weights_sha256=expected_weights(card, ensemble),
-    )
-    return ds.map_batches(
-        InferenceActor,
-        fn_constructor_kwargs={
-            "loader": loader,
-            "run_id": run.run_id,
-            "drop": run.drop,
-            "topk": cfg.infer.topk,
-            "preprocess": decode if pool.decode_in_actor else None,
-            "thresholds": thresholds,
-        },
-        compute=ActorPoolStrategy(size=pool.num_actors),
-        batch_size=cfg.infer.batch_size,
-        batch_format="pyarrow" if pool.decode_in_actor else "numpy",
-        num_cpus=pool.cpus_per_actor,
-        num_gpus=pool.gpus_per_actor,
-        # a dead actor is restarted and its in-flight batches rerun (same rows out)
-        max_restarts=-1,
-        max_task_retries=cfg.infer.max_retries,
-    )

@@ -99,6 +99,12 @@ def save_model_dir(model: nn.Module, card: ModelCard, out_dir: Path) -> ModelCar
     return card
 
 
+def rewrite_card(card: ModelCard, model_dir: Path) -> None:
+    """Write the card again into a model directory not yet published (a late verdict such
+    as the promotion gate's goes on it)."""
+    (model_dir / CARD_FILE).write_text(json.dumps(card.to_json(), indent=2))
+
+
 def read_card(model_dir: Path) -> ModelCard:
     """The card of a local model directory; a missing or malformed card is a ModelLoadError, never a
     half-loaded model."""

@@ -31,10 +31,10 @@ from raylabel.fit.data import (
 )
 from raylabel.inputs import sources
 from raylabel.io import layout, storage
-from raylabel.models.card import ModelCard, card_line
+from raylabel.models.card import ModelCard, card_line, read_card, rewrite_card
 from raylabel.models.registry import family_for
 from raylabel.stats import calibration as calibrate
-from raylabel.train import crossfit, pseudo
+from raylabel.train import crossfit, promotion, pseudo
 from raylabel.train.card import make_card
 
 
@@ -80,6 +80,9 @@ class TrainResult:
             lines += [
                 f"  {x}" for x in calibrate.ThresholdResult.from_json(detail).explanation_lines()
             ]
+        gate = self.card.training.get("promotion")
+        if gate:
+            lines.append(gate["reason"])
         pl_line = card_line(self.card.pseudo_labels)
         if pl_line:
             lines.append(pl_line)
@@ -145,7 +148,12 @@ def train(cfg: Config) -> TrainResult:
         crossfit.write_calibration(calib, card, out_dir)
         if oof is not None and oof.model_files:
             crossfit.write_fold_models(cfg, classes, oof, card, out_dir, write_model_dir)
-        uri = layout.publish_model(out_dir, cfg.output.root, version, opts)
+        card = read_card(out_dir)  # as written, with the calibration and fold entries
+        card.training["promotion"] = promotion.gate(cfg, card, out_dir)
+        rewrite_card(card, out_dir)
+        uri = layout.publish_model(
+            out_dir, cfg.output.root, version, opts, promote=card.training["promotion"]["promoted"]
+        )
     return TrainResult(version, uri, card, history, time.time() - started)
 
 
@@ -172,7 +180,11 @@ def _add_feedback(
     if fb is None or not fb.num_rows:
         return None
     known = set(plan.listing.column("uri").to_pylist())
-    fb = fb.filter(pa.array([u not in known for u in fb.column("uri").to_pylist()]))
+    share = cfg.train.gate_share  # the promotion gate's evaluation items never train
+    uris = fb.column("uri").to_pylist()
+    fb = fb.filter(pa.array([u not in known and not promotion.in_gate_set(u, share) for u in uris]))
+    if not fb.num_rows:
+        return None
     cols = ["item_id", "uri", "label"]
     plan.listing = pa.concat_tables([plan.listing.select(cols), fb.select(cols)])
     plan.fingerprint = f"{plan.fingerprint}+fb{fb.num_rows}"

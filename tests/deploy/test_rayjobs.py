@@ -55,6 +55,15 @@ def test_entrypoints_cover_label_and_nightly():
     assert {o.split("=")[0] for o in nightly[2]} >= {"drops.root", "output.root"}
 
 
+def test_nightly_survives_a_lost_training_worker():
+    """Issue #16: one lost Ray Train worker must not fail the night."""
+    from raylabel.config import load_config
+
+    _, files, overrides = parse_entrypoint(one_doc("rayjob-nightly.yaml")["spec"]["entrypoint"])
+    assert load_config([REPO / f for f in files], overrides).train.max_failures >= 1
+    assert load_config([REPO / "conf/nightly.yaml"], []).train.max_failures >= 1
+
+
 @pytest.mark.parametrize("name", RAYJOB_FILES)
 def test_rayjob_lifecycle(name: str):
     spec = rayjob_spec(name)

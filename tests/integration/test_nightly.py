@@ -113,7 +113,7 @@ def test_nightly_failing_drop_lock_and_rerun(
         assert layout.latest_run(str(tmp_path / "out"), name, OPTS)
     assert layout.latest_run(str(tmp_path / "out"), "2026-11-28", OPTS) is None
     summary = json.loads(Path(result.summary_uri).read_text())
-    assert summary["counts"] == {"done": 2, "skipped": 0, "locked": 1, "failed": 1}
+    assert summary["counts"] == {"done": 2, "skipped": 0, "waiting": 0, "locked": 1, "failed": 1}
 
     holder.release()
     args = [

@@ -1,4 +1,5 @@
-"""Issue #8 item 6: a Ray Train worker killed after checkpoint k resumes from k and finishes."""
+"""Issue #8 item 6 and #16 item 5: one of two Ray Train workers killed after checkpoint k;
+the worker group resumes from k and finishes."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def test_killed_train_worker_resumes_from_last_checkpoint(
             f"train.epochs={epochs}",
             "train.min_steps=0",
             "train.calibration=holdout",  # Ray Train's resume is the subject, not calibration
-            "train.num_workers=1",
+            "train.num_workers=2",  # one of the two is killed
             "train.batch_size=8",
             "train.max_failures=2",  # one spare: a worker group slow to start on a loaded box
             "train.checkpoint_every=1",

@@ -12,8 +12,19 @@ from raylabel.models.image import build_image_model
 
 
 def publish_random_model(
-    root: Path, classes: list[str], created_days_ago: float = 0.0, image_size: int = 32
+    root: Path,
+    classes: list[str],
+    created_days_ago: float = 0.0,
+    image_size: int = 32,
+    out: str | None = None,
+    opts: StorageOptions | None = None,
+    seed: int | None = None,
 ) -> str:
+    """A randomly initialised model published under `out` (default root/out), as LATEST."""
+    import torch
+
+    if seed is not None:
+        torch.manual_seed(seed)
     version = layout.new_id("m-")
     created = layout.utc_now() - timedelta(days=created_days_ago)
     card = ModelCard(
@@ -26,7 +37,7 @@ def publish_random_model(
         threshold_source={c: "class" for c in classes},
         created_at=created.isoformat(),
     )
-    out = root / "staging" / version
-    save_model_dir(build_image_model("small_cnn", len(classes)), card, out)
-    layout.publish_model(out, str(root / "out"), version, StorageOptions())
+    staged = root / "staging" / version
+    save_model_dir(build_image_model("small_cnn", len(classes)), card, staged)
+    layout.publish_model(staged, out or str(root / "out"), version, opts or StorageOptions())
     return version
