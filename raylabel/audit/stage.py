@@ -216,7 +216,7 @@ def _stage_pretrained(cfg: Config) -> str:
     import tempfile
     from pathlib import Path
 
-    from raylabel.fit.data import pretrained_local
+    from raylabel.fit.pretrained import pretrained_local
 
     tmp = Path(tempfile.mkdtemp(prefix="raylabel-audit-"))
     local = pretrained_local(cfg, tmp)

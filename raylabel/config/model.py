@@ -15,6 +15,7 @@ from raylabel.config.fields import (
     one_of,
     setting,
 )
+from raylabel.errors import ConfigError
 
 
 @dataclass
@@ -88,8 +89,11 @@ class ModelConfig:
     )
     pretrained: str | None = setting(
         None,
-        "images: a .safetensors state dict (local or s3://) to start from, class head "
-        "re-initialised; text: a transformers model directory, required for hf, unused by rnn",
+        "images: torchvision (the arch's DEFAULT weights via the torch hub cache; "
+        "TORCH_HOME honoured), torchvision:<WEIGHTS> (e.g. ResNet18_Weights.IMAGENET1K_V1), or "
+        "a .safetensors state dict (local or s3://; torchvision names or a raylabel "
+        "model.safetensors); the class head is re-initialised and a file matching under 90% "
+        "of the body stops the run; text: a transformers model directory, required for hf",
     )
     max_length: int = setting(
         128,
@@ -99,6 +103,11 @@ class ModelConfig:
         0.2, "dropout before the class head; raise it when a small seed overfits"
     )
     freeze_encoder: bool = setting(False, "text: train only the classification head (fast on CPU)")
+    freeze_backbone: bool = setting(
+        False,
+        "images: train only the class head on top of model.pretrained (a few seeds per class, "
+        "a strong backbone)",
+    )
     rnn: RnnConfig = field(default_factory=RnnConfig)
     tokenizer: SubwordConfig = field(default_factory=SubwordConfig)
 
@@ -109,5 +118,16 @@ class ModelConfig:
         at_least("model.image_size", self.image_size, 16)
         at_least("model.max_length", self.max_length, 8)
         in_range("model.dropout", self.dropout, 0.0, 1.0, hi_open=True)
+        torchvision = (self.pretrained or "").split(":", 1)[0] == "torchvision"
+        if modality == "image" and torchvision and self.arch == "small_cnn":
+            raise ConfigError(
+                "model.pretrained: torchvision ships no weights for small_cnn; pick "
+                "model.arch=resnet18, resnet50 or mobilenet_v3_small"
+            )
+        if self.freeze_backbone and (modality != "image" or not self.pretrained):
+            raise ConfigError(
+                "model.freeze_backbone: needs an image model.pretrained to freeze (text: "
+                "model.freeze_encoder)"
+            )
         self.rnn.check()
         self.tokenizer.check()

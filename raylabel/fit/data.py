@@ -7,17 +7,14 @@ exactly stratified and reproducible; payloads are decoded inside Ray Data tasks.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from raylabel.config import Config
-from raylabel.errors import InputError
 from raylabel.inputs import sources
 from raylabel.io import storage
-from raylabel.io.listing import check_input
 
 SEED_BLOCK_ROWS = 256
 DECODE_CPUS = 0.25
@@ -132,19 +129,6 @@ def keep_decoded(batch: pa.Table, feature: str = "pixels") -> pa.Table:
     ok = batch.filter(pc.is_null(batch.column("error")))
     weight = ["weight"] if "weight" in ok.column_names else []
     return ok.select([feature, "label_index", *weight])
-
-
-def pretrained_local(cfg: Config, tmp: Path) -> str | None:
-    """Copy `model.pretrained` (a safetensors state dict, local or URI) to local disk."""
-    if not cfg.model.pretrained:
-        return None
-    opts = sources.storage_options(cfg)
-    check_input(cfg.model.pretrained, opts, "model.pretrained")
-    if not cfg.model.pretrained.endswith(".safetensors"):
-        raise InputError("model.pretrained: must be a .safetensors state dict (no pickles)")
-    dest = tmp / "pretrained.safetensors"
-    dest.write_bytes(storage.read_bytes(cfg.model.pretrained, opts))
-    return str(dest)
 
 
 def training_rows(

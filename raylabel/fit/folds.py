@@ -180,6 +180,7 @@ def loop_config(
         "modality": cfg.modality,
         "classes": classes,
         "freeze_encoder": cfg.model.freeze_encoder,
+        "freeze_backbone": cfg.model.freeze_backbone,
         "tokenizer_json": tokenizer_json,
         "rnn": _rnn(cfg),
         "pretrained": pretrained_local if fam.pretrained == "state_dict" else None,

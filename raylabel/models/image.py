@@ -87,16 +87,56 @@ def build_image_model(arch: str, num_classes: int, dropout: float = 0.2) -> Imag
     return ImageClassifier(backbone)
 
 
-def load_pretrained_backbone(model: ImageClassifier, state: dict[str, torch.Tensor]) -> list[str]:
-    """Load a backbone state dict, skipping tensors whose shape differs (the class head).
+# the class head of each architecture (re-initialised for the seed's classes; trained
+# alone with model.freeze_backbone)
+HEADS = {
+    "small_cnn": "fc.",
+    "resnet18": "fc.",
+    "resnet50": "fc.",
+    "mobilenet_v3_small": "classifier.3.",
+}
 
-    Returns the names that were skipped, so the caller can report them.
-    """
+
+def as_backbone_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict in backbone names: torchvision's as they are, raylabel's own saved
+    model (`backbone.`-prefixed, plus its normalisation buffers) with the prefix taken off."""
+    if any(k.startswith("backbone.") for k in state):
+        return {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
+    return state
+
+
+def backbone_match(
+    model: ImageClassifier, arch: str, state: dict[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], list[str], float]:
+    """(the tensors that fit, the model's tensors left as initialised, the share of the
+    body — everything but the class head — that the state dict fills)."""
     own = model.backbone.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     skipped = sorted(set(own) - set(usable))
+    body = [k for k in own if not k.startswith(HEADS.get(arch, "\0"))]
+    share = sum(1 for k in body if k in usable) / max(len(body), 1)
+    return usable, skipped, share
+
+
+def load_pretrained_backbone(
+    model: ImageClassifier, arch: str, state: dict[str, torch.Tensor]
+) -> list[str]:
+    """Load a backbone state dict, skipping tensors whose shape differs (the class head);
+    returns the names left as initialised (the driver has checked the share beforehand)."""
+    usable, skipped, _ = backbone_match(model, arch, as_backbone_state(state))
     model.backbone.load_state_dict(usable, strict=False)
     return skipped
+
+
+def freeze_backbone(model: ImageClassifier, arch: str) -> int:
+    """Train the class head only (`model.freeze_backbone`); returns the trainable tensors.
+    Batch-norm running statistics still follow the seed's images."""
+    head = HEADS.get(arch, "\0")
+    trainable = 0
+    for name, param in model.backbone.named_parameters():
+        param.requires_grad = name.startswith(head)
+        trainable += int(param.requires_grad)
+    return trainable
 
 
 def load_image_model(model_dir: Path, card: Any) -> nn.Module:

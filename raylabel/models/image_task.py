@@ -112,15 +112,22 @@ class ImageTask:
     def __init__(self, config: dict[str, Any], rank: int) -> None:
         from safetensors.torch import load_file
 
-        from raylabel.models.image import build_image_model, load_pretrained_backbone
+        from raylabel.models.image import (
+            build_image_model,
+            freeze_backbone,
+            load_pretrained_backbone,
+        )
 
         self.augment = config["augment"]
         self.gen = torch.Generator().manual_seed(int(config["seed"]) * 1000 + rank)
         self.model = build_image_model(config["arch"], config["num_classes"], config["dropout"])
         if config.get("pretrained"):
-            skipped = load_pretrained_backbone(self.model, load_file(config["pretrained"]))
+            arch = config["arch"]
+            skipped = load_pretrained_backbone(self.model, arch, load_file(config["pretrained"]))
             if rank == 0:
                 print(f"[raylabel] pretrained weights loaded; re-initialised: {skipped}")
+        if config.get("freeze_backbone"):
+            freeze_backbone(self.model, config["arch"])
         self.cache_bytes = int(config.get("worker_cache_mb", 0)) * 2**20
         self.caches: dict[int, ShardCache] = {}
 

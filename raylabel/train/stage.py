@@ -25,10 +25,10 @@ from raylabel.fit.data import (
     DECODE_CPUS,
     keep_decoded,
     preprocessor,
-    pretrained_local,
     seed_rows_dataset,
     stratified_split,
 )
+from raylabel.fit.pretrained import pretrained_info, pretrained_local
 from raylabel.inputs import sources
 from raylabel.io import layout, storage
 from raylabel.models.card import ModelCard, card_line, read_card, rewrite_card
@@ -137,6 +137,10 @@ def train(cfg: Config) -> TrainResult:
         )
         card = make_card(cfg, classes, plan, calib, history, version, n_train, n_val)
         card.training["n_feedback"] = feedback.num_rows if feedback is not None else 0
+        start = pretrained_info(pretrained)
+        if start is not None:
+            card.preprocessing["pretrained"] = start
+            card.training["freeze_backbone"] = cfg.model.freeze_backbone
         if audit_info is not None:
             card.training["audit"] = audit_info
         card.training["n_pseudo_labels"] = chosen.used

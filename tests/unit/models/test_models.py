@@ -249,7 +249,7 @@ def test_load_pretrained_backbone_skips_the_head() -> None:
     model = build_image_model("resnet18", num_classes=3)
     head_before = model.backbone.fc.weight.detach().clone()
 
-    skipped = load_pretrained_backbone(model, donor.backbone.state_dict())
+    skipped = load_pretrained_backbone(model, "resnet18", donor.backbone.state_dict())
 
     assert skipped == ["fc.bias", "fc.weight"]
     ours, theirs = model.backbone.state_dict(), donor.backbone.state_dict()
@@ -264,5 +264,7 @@ def test_load_pretrained_backbone_reports_missing_tensors() -> None:
     donor = build_image_model("small_cnn", num_classes=2).backbone.state_dict()
     partial = {k: v for k, v in donor.items() if not k.startswith("features.0.")}
     model = build_image_model("small_cnn", num_classes=2)
-    skipped = load_pretrained_backbone(model, {**partial, "unrelated.weight": torch.zeros(1)})
+    skipped = load_pretrained_backbone(
+        model, "small_cnn", {**partial, "unrelated.weight": torch.zeros(1)}
+    )
     assert skipped == ["features.0.weight"]

@@ -1,0 +1,88 @@
+"""Issue #17 items 1, 3 and 4 through the real stages: `train model.arch=resnet18
+model.pretrained=torchvision` offline (hub cache seeded with a generated state dict under
+torchvision's file name), the head alone trained (`model.freeze_backbone`), then `label`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from raylabel.cli import main
+from raylabel.config import load_config
+from raylabel.demo.images import ImageDemoSpec, write_image_demo
+from raylabel.label import label
+from raylabel.train import train
+
+pytestmark = pytest.mark.slow
+
+
+def test_train_from_torchvision_weights_offline_then_label(
+    ray_cluster: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torchvision
+    from torchvision.models import ResNet18_Weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    torch.manual_seed(1)
+    seeded = torchvision.models.resnet18(weights=None).state_dict()
+    cached = tmp_path / "th" / "hub" / "checkpoints" / Path(ResNet18_Weights.DEFAULT.url).name
+    cached.parent.mkdir(parents=True)
+    torch.save(seeded, cached)
+    spec = ImageDemoSpec(8, 20, 32, classes=("circle", "square"), n_bad_items=1)
+    data = write_image_demo(tmp_path / "data", spec)
+    common = [f"output.root={tmp_path / 'out'}", "model.image_size=32", "model.arch=resnet18"]
+    cfg = load_config(
+        [],
+        [
+            *common,
+            f"seed.path={data.seed_dir}",
+            "model.pretrained=torchvision",
+            "model.freeze_backbone=true",
+            "train.epochs=2",
+            "train.min_steps=0",
+            "train.calibration=holdout",
+            "qc.min_support=2",
+        ],
+    )
+    result = train(cfg)
+    start = result.card.preprocessing["pretrained"]
+    assert start["source"] == "torchvision:ResNet18_Weights.IMAGENET1K_V1"
+    assert start["matched_share"] == 1.0 and start["transforms"]["mean"]
+    trained = load_file(str(Path(result.model_uri) / "model.safetensors"))
+    # training really started from the cached weights, and only the head moved
+    for key in ("conv1.weight", "layer1.0.conv1.weight", "layer4.1.conv2.weight"):
+        assert torch.equal(trained[f"backbone.{key}"], seeded[key]), key
+    assert trained["backbone.fc.weight"].shape == (2, 512)
+
+    run = label(load_config([], [*common, f"drop.path={data.drop_dir}", "review.size=4"]))
+    labeled = pq.read_table(Path(run.run_uri) / "labels").num_rows
+    errors = pq.read_table(Path(run.run_uri) / "errors").num_rows
+    assert (labeled, errors) == (20, 1)
+
+
+def test_a_wrong_pretrained_file_exits_2_before_training(
+    ray_cluster: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from safetensors.torch import save_file
+
+    spec = ImageDemoSpec(4, 1, 32, classes=("circle", "square"), n_bad_items=0)
+    data = write_image_demo(tmp_path / "data", spec)
+    wrong = tmp_path / "other.safetensors"
+    save_file({"layer9.weight": torch.zeros(3, 3)}, str(wrong))
+    code = main(
+        [
+            "train",
+            f"seed.path={data.seed_dir}",
+            f"output.root={tmp_path / 'out'}",
+            "model.arch=resnet18",
+            f"model.pretrained={wrong}",
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "other.safetensors fills 0% of resnet18's weights" in err[0]
+    assert not (tmp_path / "out" / "models").exists()
