@@ -184,7 +184,8 @@ class ReviewConfig:
     )
     reviewed: str | None = setting(
         None,
-        "evaluate: the reviews, a CSV (item_id,true_label) or a Label Studio JSON export",
+        "evaluate: the reviews, a CSV (item_id,true_label) or a Label Studio JSON export; "
+        "several files comma-separated (the sample's and the uncertain queue's exports)",
     )
 
     def check(self) -> None:

@@ -160,6 +160,11 @@ def draw_review(
     else:
         uncertain = _uncertain(cands, r.uncertain_size, r.seed)
         queue_info = {"strategy": "least_confident"}
+    # an item in both goes to reviewers once, as a sample item (it then counts in estimates)
+    in_sample = set(sample.column("item_id").to_pylist())
+    uncertain = uncertain.filter(
+        pa.array([i not in in_sample for i in uncertain.column("item_id").to_pylist()], pa.bool_())
+    )
     files = write_review_files(run, card, sample, uncertain, opts, review_dir)
     return {
         "size": sample.num_rows,

@@ -32,6 +32,18 @@ def _read_sample(folder: str, opts: StorageOptions) -> pa.Table:
     return pq.read_table(pa.BufferReader(storage.read_bytes(uri, opts)))
 
 
+def _read_queue(folder: str, run: RunLayout, opts: StorageOptions, sampled: set[str]) -> pa.Table:
+    """The uncertain queue reviewers were sent with the sample (items also in the sample
+    count as sample items); empty when the run has none."""
+    for base in (folder, run.review_dir):
+        uri = storage.join(base, "uncertain.parquet")
+        if storage.exists(uri, opts):
+            q = pq.read_table(pa.BufferReader(storage.read_bytes(uri, opts)))
+            ids = q.column("item_id").to_pylist()
+            return q.filter(pa.array([i not in sampled for i in ids], pa.bool_()))
+    return pa.table({"item_id": pa.array([], pa.string()), "uri": pa.array([], pa.string())})
+
+
 def _join_truth(sample: pa.Table, truth: dict[str, str]) -> pa.Table:
     ids = sample.column("item_id").to_pylist()
     return sample.append_column("true_label", pa.array([truth.get(i) for i in ids], pa.string()))
@@ -82,30 +94,41 @@ def evaluate_run(cfg: Config) -> EvaluateResult:
     """Reviewed labels -> accuracy estimates with intervals; reviews join the feedback set."""
     cfg.require("review.reviewed")
     run, summary, card, opts = run_context(cfg)
-    path = cfg.review.reviewed or ""
-    listing.check_input(path, opts, "review.reviewed")
+    paths = [p.strip() for p in (cfg.review.reviewed or "").split(",") if p.strip()]
+    for path in paths:
+        listing.check_input(path, opts, "review.reviewed")
     sample_from = sample_dir(run, opts)
     sample = _read_sample(sample_from, opts)
+    queue = _read_queue(sample_from, run, opts, set(sample.column("item_id").to_pylist()))
     try:
-        reviews = labelstudio.parse_reviews(storage.read_bytes(path, opts), name=path)
-        labelstudio.validate_reviews(
-            reviews, set(sample.column("item_id").to_pylist()), card.classes
+        merged = labelstudio.merge_reviews(
+            [labelstudio.parse_reviews(storage.read_bytes(p, opts), name=p) for p in paths]
         )
+        known = set(sample.column("item_id").to_pylist()) | set(queue.column("item_id").to_pylist())
+        labelstudio.validate_reviews(merged.table, known, card.classes)
     except ValueError as exc:
         raise ReviewError(f"review.reviewed: {exc}") from None
     truth = dict(
         zip(
-            reviews.column("item_id").to_pylist(),
-            reviews.column("true_label").to_pylist(),
-            strict=False,
+            merged.table.column("item_id").to_pylist(),
+            merged.table.column("true_label").to_pylist(),
+            strict=True,
         )
     )
-    joined = _join_truth(sample, truth)
+    joined = _join_truth(sample, truth)  # the probability sample: the estimates' only input
+    queued = _join_truth(queue, truth)
     evaluation = _estimates(joined, cfg, summary)
+    evaluation["other_reviews"] = {
+        "uncertain_queue": int(pc.sum(pc.is_valid(queued.column("true_label"))).as_py() or 0),
+        "note": "reviews outside the probability sample: feedback for training, not estimates",
+    }
+    evaluation["repeated_reviews"] = merged.to_json()
     rev_id = layout.new_id("e-")
     folder = run.path(EVALUATIONS, rev_id)
     evaluation.update(
-        reviewed_file=path, sample_dir=sample_from, evaluated_at=layout.utc_now().isoformat()
+        reviewed_file=",".join(paths),
+        sample_dir=sample_from,
+        evaluated_at=layout.utc_now().isoformat(),
     )
     storage.write_json(storage.join(folder, "evaluation.json"), evaluation, opts)
     storage.write_text(
@@ -114,7 +137,7 @@ def evaluate_run(cfg: Config) -> EvaluateResult:
         opts,
     )
     feedback = write_feedback(
-        cfg, run, joined, opts, scorer=summary.get("scorer", "model"), name=rev_id
+        cfg, run, joined, opts, scorer=summary.get("scorer", "model"), name=rev_id, queue=queued
     )
     layout.commit_revision(run, EVALUATIONS, rev_id, opts)  # the run itself never changes
     return EvaluateResult(evaluation, feedback, storage.join(folder, "evaluation.json"))
@@ -151,11 +174,25 @@ def write_feedback(
     opts: StorageOptions,
     scorer: str = "model",
     name: str = "",
+    queue: pa.Table | None = None,
 ) -> str:
-    """Reviewed items become labeled examples (`feedback/<drop>/<run_id>.parquet`). They
-    keep what makes them calibration evidence too: the model's confidence, the sample's
-    design weight, and which model (or fold ensemble) scored them."""
+    """Reviewed items become labeled examples (`feedback/<drop>/<run_id>-<eval>.parquet`).
+    They keep what makes them calibration evidence too: the model's confidence, the
+    sample's design weight, and which model (or fold ensemble) scored them. Reviews of the
+    uncertain queue train too, marked `sampled=false` (no design weight: never estimates)."""
     reviewed = joined.filter(pc.is_valid(joined.column("true_label")))
+    sampled = [True] * reviewed.num_rows
+    if queue is not None and queue.num_rows:
+        extra = queue.filter(pc.is_valid(queue.column("true_label")))
+        if extra.num_rows:
+            for c in reviewed.column_names:  # columns only the sample has: null for these
+                if c not in extra.column_names:
+                    extra = extra.append_column(
+                        c, pa.nulls(extra.num_rows, reviewed.schema.field(c).type)
+                    )
+            extra = extra.select(reviewed.column_names).cast(reviewed.schema)
+            reviewed = pa.concat_tables([reviewed, extra])
+            sampled += [False] * extra.num_rows
     n = reviewed.num_rows
 
     def col(name: str, typ: pa.DataType) -> pa.Array:
@@ -174,7 +211,7 @@ def write_feedback(
             "model_version": col("model_version", pa.string()),
             "confidence": col("confidence", pa.float64()),
             "weight": col("weight", pa.float64()),
-            "sampled": pa.array([True] * n, pa.bool_()),
+            "sampled": pa.array(sampled, pa.bool_()),
             "scorer": pa.array([scorer] * n, pa.string()),
         }
     )

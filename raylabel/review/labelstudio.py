@@ -14,6 +14,7 @@ import io
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -211,17 +212,13 @@ def parse_reviews(
     with ``item_id,true_label`` (rows with an empty true label are not-yet-reviewed and are
     skipped) or a Label Studio JSON export (tasks with ``data.item_id``; the last
     non-cancelled annotation's first ``choices`` result wins; tasks without one are skipped).
-    Malformed input or a duplicated item_id raises ValueError naming the file and row/task.
+    Malformed input raises ValueError naming the file and row/task. An item reviewed more
+    than once keeps every review here (`merge_reviews` reconciles them).
     """
     text, label, fmt = _load(source, name)
     pairs = (
         _parse_ls_json(text, label) if fmt == "json" else _parse_csv(text, label, id_col, truth_col)
     )
-    seen: set[str] = set()
-    for item_id, _ in pairs:
-        if item_id in seen:
-            raise ValueError(f"{label}: item_id {item_id!r} is reviewed more than once")
-        seen.add(item_id)
     return pa.table(
         {
             "item_id": pa.array([p[0] for p in pairs], pa.string()),
@@ -230,14 +227,51 @@ def parse_reviews(
     )
 
 
+@dataclass
+class MergedReviews:
+    """Reviews of one evaluation, one verdict per item: repeats that agree count once; items
+    whose reviewers disagree are kept aside and reported, never guessed."""
+
+    table: pa.Table  # item_id, true_label: one row per item with an agreed verdict
+    repeats: int = 0  # agreeing repeated reviews merged
+    disagreements: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The evaluation's account of repeats and disagreements (first 20 items named)."""
+        first = dict(list(sorted(self.disagreements.items()))[:20])
+        return {"repeats": self.repeats, "disagreements": len(self.disagreements), "items": first}
+
+
+def merge_reviews(tables: Sequence[pa.Table]) -> MergedReviews:
+    """Several review files (the sample's export, the queue's) as one verdict per item."""
+    labels: dict[str, list[str]] = {}
+    for t in tables:
+        for item_id, truth in zip(
+            t.column("item_id").to_pylist(), t.column("true_label").to_pylist(), strict=True
+        ):
+            labels.setdefault(item_id, []).append(truth)
+    agreed = {i: ls[0] for i, ls in labels.items() if len(set(ls)) == 1}
+    return MergedReviews(
+        pa.table(
+            {
+                "item_id": pa.array(list(agreed), pa.string()),
+                "true_label": pa.array(list(agreed.values()), pa.string()),
+            }
+        ),
+        repeats=sum(len(ls) - 1 for i, ls in labels.items() if i in agreed),
+        disagreements={i: sorted(set(ls)) for i, ls in labels.items() if i not in agreed},
+    )
+
+
 def validate_reviews(reviews: pa.Table, sample_ids: set[str], classes: Sequence[str]) -> None:
-    """Refuse reviews that do not belong to this sample or use a class the model lacks."""
+    """Refuse reviews of items sent to no reviewer (neither the sample nor the uncertain
+    queue) or that use a class the model lacks."""
     ids = reviews.column("item_id").to_pylist()
     unknown_ids = [i for i in ids if i not in sample_ids]
     if unknown_ids:
         raise ValueError(
-            f"{len(unknown_ids)} reviewed item_id(s) are not in the review sample, "
-            f"first: {unknown_ids[0]!r}"
+            f"{len(unknown_ids)} reviewed item_id(s) are not in the review sample or the "
+            f"uncertain queue, first: {unknown_ids[0]!r}"
         )
     known = set(classes)
     labels = reviews.column("true_label").to_pylist()

@@ -102,9 +102,6 @@ def test_parse_csv_rejects_malformed(tmp_path: Path) -> None:
     bad.write_text("item_id,true_label\ni1,cat,extra\n")
     with pytest.raises(ValueError, match=r"line 2"):
         ls.parse_reviews(bad)
-    bad.write_text("item_id,true_label\ni1,cat\ni1,dog\n")
-    with pytest.raises(ValueError, match=r"'i1'.*more than once"):
-        ls.parse_reviews(bad)
     with pytest.raises(ValueError, match=r"missing\.csv"):
         ls.parse_reviews(tmp_path / "missing.csv")
 
@@ -177,3 +174,19 @@ def test_validate_reviews() -> None:
     with pytest.raises(ValueError, match=r"^1 review.*'cow'.*'i1'"):
         ls.validate_reviews(wrong, {"i1", "i2"}, CLASSES)
     ls.validate_reviews(wrong.slice(1), {"i1", "i2"}, CLASSES)
+
+
+def test_repeated_reviews_agreeing_count_once_disagreeing_are_kept_aside(tmp_path: Path) -> None:
+    a = tmp_path / "a.csv"
+    a.write_text("item_id,true_label\ni1,cat\ni2,cat\ni3,dog\ni1,cat\n")
+    b = tmp_path / "b.csv"
+    b.write_text("item_id,true_label\ni2,dog\ni4,dog\n")
+    merged = ls.merge_reviews([ls.parse_reviews(a), ls.parse_reviews(b)])
+    assert merged.table.to_pylist() == [
+        {"item_id": "i1", "true_label": "cat"},
+        {"item_id": "i3", "true_label": "dog"},
+        {"item_id": "i4", "true_label": "dog"},
+    ]
+    assert merged.repeats == 1
+    assert merged.disagreements == {"i2": ["cat", "dog"]}
+    assert merged.to_json() == {"repeats": 1, "disagreements": 1, "items": {"i2": ["cat", "dog"]}}

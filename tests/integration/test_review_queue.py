@@ -1,0 +1,79 @@
+"""Issue #19 item 2: every review counts. Reviews of the uncertain queue are accepted
+beside the sample's (two files, as two Label Studio projects would export), estimates use
+the probability sample only and say how many other reviews arrived, all agreed reviews
+become feedback, repeats that agree count once and disagreements are reported."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from modelutil import publish_random_model
+
+from raylabel.config import load_config
+from raylabel.demo.images import ImageDemoSpec, write_image_demo
+from raylabel.errors import ReviewError
+from raylabel.inputs.sources import feedback_listing
+from raylabel.io.storage import StorageOptions
+from raylabel.label import label
+from raylabel.review import evaluate_run
+
+pytestmark = pytest.mark.slow
+CLASSES = ["circle", "square"]
+
+
+def test_queue_reviews_count_as_feedback_not_as_estimates(
+    ray_cluster: None, tmp_path: Path
+) -> None:
+    data = write_image_demo(
+        tmp_path / "data", ImageDemoSpec(1, 60, 32, classes=tuple(CLASSES), n_bad_items=0)
+    )
+    publish_random_model(tmp_path, CLASSES)
+    out = tmp_path / "out"
+    base = [f"output.root={out}", "drop.name=d", "review.size=10", "review.uncertain_size=8"]
+    run = label(load_config([], [*base, f"drop.path={data.drop_dir}"]))
+    review = Path(run.run_uri) / "review"
+    sample = pq.read_table(review / "sample.parquet").column("item_id").to_pylist()
+    queue = pq.read_table(review / "uncertain.parquet").column("item_id").to_pylist()
+    assert queue and not set(queue) & set(sample)  # an item goes to reviewers once
+
+    first = tmp_path / "sample-export.csv"
+    first.write_text(
+        "item_id,true_label\n"
+        + "".join(f"{i},circle\n" for i in sample)
+        + f"{sample[0]},circle\n"  # the same verdict twice: counts once
+    )
+    second = tmp_path / "queue-export.csv"
+    second.write_text(
+        "item_id,true_label\n"
+        + "".join(f"{i},square\n" for i in queue)
+        + f"{sample[1]},square\n"  # a second reviewer disagrees on a sample item
+    )
+    result = evaluate_run(
+        load_config([], [*base, f"run.run_id={run.run_id}", f"review.reviewed={first},{second}"])
+    )
+    ev = json.loads(Path(result.evaluation_uri).read_text())
+    assert ev["n_reviewed"] == len(sample) - 1  # the disputed item is not guessed
+    assert ev["other_reviews"]["uncertain_queue"] == len(queue)
+    assert ev["repeated_reviews"] == {
+        "repeats": 1,
+        "disagreements": 1,
+        "items": {sample[1]: ["circle", "square"]},
+    }
+    fb = pq.read_table(result.feedback_uri).to_pylist()
+    assert len(fb) == len(sample) - 1 + len(queue)
+    by_id = {r["item_id"]: r for r in fb}
+    assert all(by_id[i]["sampled"] is False and by_id[i]["weight"] is None for i in queue)
+    assert all(by_id[i]["sampled"] is True and by_id[i]["weight"] for i in sample[2:])
+    assert sample[1] not in by_id
+    listed = feedback_listing(str(out), StorageOptions())
+    assert listed is not None and listed.num_rows == len(fb)  # the next training sees all
+
+    stray = tmp_path / "stray.csv"
+    stray.write_text("item_id,true_label\nnot-sent.png,circle\n")
+    with pytest.raises(ReviewError, match="not in the review sample or the uncertain queue"):
+        evaluate_run(
+            load_config([], [*base, f"run.run_id={run.run_id}", f"review.reviewed={stray}"])
+        )
