@@ -155,16 +155,14 @@ def draw_review(
         kwargs["pool"] = {"cutoffs": cutoffs, "k": pool_k}
     cands = _scan(run, opts, kwargs) if populations else pa.table({})
     sample = _select(cands, populations, allocation, r, run, opts)
+    # the queue is drawn from what the sample left: an item goes to reviewers once, as a
+    # sample item (so it counts in the estimates)
+    queue_cands = _without(cands, sample)
     if kcenter:
-        uncertain, queue_info = active.build_queue(cfg, run, card, cands, plan, opts)
+        uncertain, queue_info = active.build_queue(cfg, run, card, queue_cands, plan, opts)
     else:
-        uncertain = _uncertain(cands, r.uncertain_size, r.seed)
+        uncertain = _uncertain(queue_cands, r.uncertain_size, r.seed)
         queue_info = {"strategy": "least_confident"}
-    # an item in both goes to reviewers once, as a sample item (it then counts in estimates)
-    in_sample = set(sample.column("item_id").to_pylist())
-    uncertain = uncertain.filter(
-        pa.array([i not in in_sample for i in uncertain.column("item_id").to_pylist()], pa.bool_())
-    )
     files = write_review_files(run, card, sample, uncertain, opts, review_dir)
     return {
         "size": sample.num_rows,
@@ -207,6 +205,15 @@ def _select(
         state.add(again.drop_columns(["u"]), edges, r.seed, columns=REVIEW_COLUMNS)
     state.populations = dict(populations)
     return draw_sample(state, allocation) if allocation else pa.table({})
+
+
+def _without(cands: pa.Table, sample: pa.Table) -> pa.Table:
+    """The candidates that are not in the sample."""
+    if "item_id" not in cands.column_names or "item_id" not in sample.column_names:
+        return cands
+    drawn = set(sample.column("item_id").to_pylist())
+    ids = cands.column("item_id").to_pylist()
+    return cands.filter(pa.array([i not in drawn for i in ids], pa.bool_()))
 
 
 def _uncertain(cands: pa.Table, k: int, seed: int) -> pa.Table:
