@@ -20,6 +20,8 @@ from raylabel.config.fields import (
 )
 from raylabel.errors import ConfigError
 
+REVIEW_MEDIA = ("inline", "uri")
+
 
 @dataclass
 class InferConfig:
@@ -182,6 +184,16 @@ class ReviewConfig:
         "margin_kcenter: an item closer to a queued one than this share of the pool's median "
         "pairwise cosine distance is a near-duplicate, never queued",
     )
+    media: str = setting(
+        "inline",
+        "what a review task shows: inline (images as resized data: URIs, text as the text "
+        "itself; packed and local drops open anywhere) or uri (the item's uri, for a Label "
+        "Studio project with its own S3 source storage; text tasks still carry the text)",
+        REVIEW_MEDIA,
+    )
+    media_px: int = setting(
+        384, "inline images are resized to fit this many pixels on their longer side"
+    )
     reviewed: str | None = setting(
         None,
         "evaluate: the reviews, a CSV (item_id,true_label) or a Label Studio JSON export; "
@@ -197,6 +209,8 @@ class ReviewConfig:
         one_of("review.uncertain_strategy", self.uncertain_strategy, UNCERTAIN_STRATEGIES)
         at_least("review.uncertain_pool_factor", self.uncertain_pool_factor, 1.0)
         in_range("review.dedup_fraction", self.dedup_fraction, 0.0, 1.0)
+        one_of("review.media", self.media, REVIEW_MEDIA)
+        at_least("review.media_px", self.media_px, 16)
         edges = list(self.bin_edges)
         if len(edges) < 2 or edges[0] != 0.0 or edges[-1] != 1.0:
             raise ConfigError("review.bin_edges: must start at 0.0 and end at 1.0")

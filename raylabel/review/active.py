@@ -188,7 +188,7 @@ def _embed_pool(
     return ids, emb
 
 
-def _pool_payloads(pool: pa.Table, plan: Any, opts: StorageOptions) -> pa.Table:
+def pool_payloads(pool: pa.Table, plan: Any, opts: StorageOptions) -> pa.Table:
     """item_id, uri and any inline payload of the pool's items (small: the pool only)."""
     import pyarrow.compute as pc
 
@@ -229,7 +229,7 @@ def pool_embeddings(
     from raylabel.io import layout
     from raylabel.models.loader import ModelLoader
 
-    rows = _pool_payloads(pool, plan, opts)
+    rows = pool_payloads(pool, plan, opts)
     model_dir = layout.model_uri(cfg.output.root, card.model_version)
     loader = ModelLoader(
         root=cfg.output.root,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from raylabel.io.layout import RunLayout
 from raylabel.io.storage import StorageOptions
 from raylabel.models.card import ModelCard
 from raylabel.review import active, labelstudio
+from raylabel.review.media import with_media
 from raylabel.stats.sampling import (
     LowestK,
     SampleState,
@@ -163,7 +165,11 @@ def draw_review(
     else:
         uncertain = _uncertain(queue_cands, r.uncertain_size, r.seed)
         queue_info = {"strategy": "least_confident"}
-    files = write_review_files(run, card, sample, uncertain, opts, review_dir)
+
+    def media(table: pa.Table) -> tuple[pa.Table, str | None]:
+        return with_media(table, card, plan, opts, r.media, r.media_px, cfg.infer.max_item_bytes)
+
+    files = write_review_files(run, card, sample, uncertain, opts, review_dir, media)
     return {
         "size": sample.num_rows,
         "requested": r.size,
@@ -233,9 +239,15 @@ def write_review_files(
     uncertain: pa.Table,
     opts: StorageOptions,
     review_dir: str | None = None,
+    media: Callable[[pa.Table], tuple[pa.Table, str | None]] | None = None,
 ) -> dict[str, str]:
     """Publish the review sample and the uncertain queue in each form reviewers use (Parquet, CSV,
-    Label Studio tasks and config); returns the uris for the summary."""
+    Label Studio tasks and config); returns the uris for the summary. `media` gives the
+    Label Studio tasks what the reviewer sees (`review.media`)."""
+
+    def shown(table: pa.Table) -> tuple[pa.Table, str | None]:
+        return media(table) if media is not None else (table, None)
+
     files: dict[str, str] = {}
 
     def put(name: str, data: bytes) -> None:
@@ -246,14 +258,16 @@ def write_review_files(
     data_key = card.modality  # the Label Studio object: "image" or "text"
     put("sample.parquet", _parquet_bytes(sample))
     put("sample.csv", _csv_bytes(sample))
+    sample_shown, payload = shown(sample)
     tasks = (
         labelstudio.tasks_from_sample(
-            sample,
+            sample_shown,
             card.model_version,
             card.classes,
             with_predictions=True,
             data_key=data_key,
             to_name=data_key,
+            payload_col=payload,
         )
         if sample.num_rows
         else []
@@ -265,14 +279,16 @@ def write_review_files(
     )
     put("uncertain.parquet", _parquet_bytes(uncertain))
     put("uncertain.csv", _csv_bytes(uncertain))
+    queue_shown, payload = shown(uncertain)
     un_tasks = (
         labelstudio.tasks_from_sample(
-            uncertain,
+            queue_shown,
             card.model_version,
             card.classes,
             with_predictions=False,
             data_key=data_key,
             to_name=data_key,
+            payload_col=payload,
         )
         if uncertain.num_rows
         else []

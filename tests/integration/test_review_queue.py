@@ -77,3 +77,44 @@ def test_queue_reviews_count_as_feedback_not_as_estimates(
         evaluate_run(
             load_config([], [*base, f"run.run_id={run.run_id}", f"review.reviewed={stray}"])
         )
+
+
+def test_packed_drop_tasks_open_without_the_drop(ray_cluster: None, tmp_path: Path) -> None:
+    """Issue #19 item 1: items of a packed Parquet drop are `file#id` uris no browser can
+    open; the tasks carry the images themselves."""
+    import base64
+    import io
+
+    import pyarrow as pa
+    from PIL import Image
+
+    data = write_image_demo(
+        tmp_path / "data", ImageDemoSpec(1, 30, 32, classes=tuple(CLASSES), n_bad_items=0)
+    )
+    files = sorted(data.drop_dir.iterdir())
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    pq.write_table(
+        pa.table({"item_id": [f.name for f in files], "bytes": [f.read_bytes() for f in files]}),
+        packed / "part-0.parquet",
+    )
+    publish_random_model(tmp_path, CLASSES)
+    run = label(
+        load_config(
+            [],
+            [f"output.root={tmp_path / 'out'}", f"drop.path={packed}", "review.size=6",
+             "review.uncertain_size=4", "review.media_px=64"],
+        )
+    )  # fmt: skip
+    review = Path(run.run_uri) / "review"
+    for name in ("labelstudio.json", "uncertain_labelstudio.json"):
+        tasks = json.loads((review / name).read_text())
+        assert tasks
+        for task in tasks:
+            shown = task["data"]["image"]
+            assert shown.startswith("data:image/jpeg;base64,"), shown[:80]
+            img = Image.open(io.BytesIO(base64.b64decode(shown.split(",", 1)[1])))
+            assert max(img.size) <= 64
+            assert "#" in task["data"]["uri"]  # the join key is still the item's uri
+    sample = pq.read_table(review / "sample.parquet")
+    assert "media" not in sample.column_names  # the Parquet/CSV files stay lean

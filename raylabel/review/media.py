@@ -1,0 +1,69 @@
+"""What a reviewer opens: each review task's media, so a task works in any Label Studio.
+
+A task that holds only the item's `uri` opens nothing for text (a path), for packed
+Parquet drops (`file#id`) or for local files a browser cannot reach. `review.media=inline`
+(the default) puts the item itself in the task: images as resized JPEG `data:` URIs,
+text as its text. Payloads come from the same places the pipeline reads them (the drop's
+inline column for packed and inline-text drops, the object otherwise), for the sample and
+the queue only (a few hundred items). An item that cannot be read keeps its uri.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+import pyarrow as pa
+
+from raylabel.inputs.decode import decode_text, fetch_bytes
+from raylabel.io.storage import StorageOptions
+from raylabel.models.card import ModelCard
+
+MEDIA_COLUMN = "media"
+
+
+def thumbnail_uri(data: bytes, max_px: int) -> str:
+    """An image as a JPEG data: URI no larger than `max_px` on its longer side."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        img.draft("RGB", (max_px, max_px))  # JPEG: decode at a reduced scale when it can
+        rgb = img.convert("RGB")
+        rgb.thumbnail((max_px, max_px))
+        buf = io.BytesIO()
+        rgb.save(buf, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def with_media(
+    table: pa.Table,
+    card: ModelCard,
+    plan: Any,
+    opts: StorageOptions,
+    mode: str,
+    max_px: int,
+    max_bytes: int,
+) -> tuple[pa.Table, str | None]:
+    """(table + a `media` column, its name) for the review files; (table, None) when the
+    tasks should show the uri (`review.media=uri` for images)."""
+    text = card.modality == "text"
+    if not table.num_rows or "item_id" not in table.column_names or (mode == "uri" and not text):
+        return table, None
+    from raylabel.review.active import pool_payloads
+
+    payloads = pool_payloads(table.select(["item_id", "uri"]), plan, opts)
+    inline = getattr(plan, "inline_column", None)
+    inline = inline if inline in payloads.column_names else None
+    cache: dict[str, Any] = {}
+    media: dict[str, str] = {}
+    for row in payloads.to_pylist():
+        try:
+            data = row[inline] if inline else fetch_bytes(row["uri"], opts, cache, max_bytes)
+            media[row["item_id"]] = decode_text(data) if text else thumbnail_uri(data, max_px)
+        except Exception:  # unreadable now (moved, packed without its plan): show the uri
+            continue
+    ids = table.column("item_id").to_pylist()
+    uris = table.column("uri").to_pylist()
+    column = pa.array([media.get(i, u) for i, u in zip(ids, uris, strict=True)], pa.string())
+    return table.append_column(MEDIA_COLUMN, column), MEDIA_COLUMN
