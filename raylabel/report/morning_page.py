@@ -85,8 +85,8 @@ def _headline(ns: list[dict[str, Any]]) -> str:
         ),
         card(
             "model",
-            str(last.get("model_version") or DASH),
-            _model_note(last),
+            _model_state(last),
+            f"{last.get('model_version') or DASH}: {_model_note(last)}",
             "bad" if retrain else "",
         ),
     ]
@@ -95,6 +95,15 @@ def _headline(ns: list[dict[str, Any]]) -> str:
         f"finished {e(last.get('finished_at'))}; {len(ns)} nights shown.</p>"
         f'<div class="cards">{"".join(cards)}</div>'
     )
+
+
+def _model_state(night: Mapping[str, Any]) -> str:
+    """One word for the headline: what happened to the model last night."""
+    if night.get("retrain_failed"):
+        return "retrain failed"
+    if night.get("retrained"):
+        return "promoted" if as_dict(night.get("promotion")).get("promoted", True) else "refused"
+    return "kept"
 
 
 def _model_note(night: Mapping[str, Any]) -> str:
@@ -171,7 +180,7 @@ def _nights(ns: list[dict[str, Any]]) -> str:
         rows.append(
             [
                 e(n.get("night_id")),
-                str(n.get("finished_at") or DASH)[:19],
+                _night_label(n),
                 fint(c.get("done")),
                 fint(c.get("skipped")),
                 fint(c.get("waiting")),
@@ -183,7 +192,7 @@ def _nights(ns: list[dict[str, Any]]) -> str:
         )
     head = [
         "night",
-        "finished (UTC)",
+        "finished",
         "done",
         "up to date",
         "waiting",
