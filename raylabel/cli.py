@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from raylabel.errors import StageFailed, UsageError, redact
+from raylabel.errors import StageFailed, UsageError, first_line
 
 
 @dataclass(frozen=True)
@@ -228,7 +228,7 @@ def guarded(fn: Callable[[], list[str]]) -> int:
         return 130
     except Exception as exc:  # the top of the program: every failure gets a readable line
         name = type(exc).__name__
-        message = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else name)
+        message = first_line(exc, default=name)
         if isinstance(exc, UsageError | FileNotFoundError):
             print(f"raylabel: error: {message}", file=sys.stderr)
             return 2

@@ -22,6 +22,13 @@ def redact(text: str) -> str:
     return text
 
 
+def first_line(exc: BaseException, default: str = "") -> str:
+    """An exception's message as one redacted line (its first), for one-line errors and
+    summaries; `default` when it has no message."""
+    text = str(exc).strip()
+    return redact(text.splitlines()[0]) if text else default
+
+
 class UsageError(ValueError):
     """Something the user can fix; the message is one line naming the key, path or item."""
 

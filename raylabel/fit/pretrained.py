@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from raylabel.config import Config
-from raylabel.errors import InputError
+from raylabel.errors import InputError, first_line
 from raylabel.inputs import sources
 from raylabel.io import storage
 from raylabel.io.listing import check_input
@@ -89,7 +89,7 @@ def _torchvision_state(arch: str, spec: str) -> tuple[dict[str, Any], dict[str, 
         raise InputError(
             f"model.pretrained: torchvision weights {enum.__name__}.{weights.name} are not in "
             f"the torch hub cache ({cached}) and could not be fetched: {type(exc).__name__}: "
-            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            f"{first_line(exc)}"
         ) from None
     t = weights.transforms()
     info = {

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+
 from raylabel.config import Config
 from raylabel.inputs.decode import FetchDecode
 from raylabel.inputs.tokenize import TokenizeText
@@ -68,3 +71,16 @@ def for_card(
         max_pixels=max_pixels,
         max_bytes=max_bytes,
     )
+
+
+def decoded_features(decoded: pa.Table, feature: str) -> tuple[np.ndarray, Any]:
+    """(which rows decoded, the model inputs of those rows) from a preprocessed table, for
+    the small in-process passes (gate items, the queue's pool): pixels as one uint8 array,
+    token ids as one int64 array per row."""
+    ok = np.array([e is None for e in decoded.column("error").to_pylist()], dtype=bool)
+    if not ok.any():
+        return ok, []
+    good = decoded.filter(pa.array(ok))
+    if feature == "pixels":
+        return ok, good.column("pixels").combine_chunks().to_numpy_ndarray()
+    return ok, [np.asarray(s, dtype=np.int64) for s in good.column("input_ids").to_pylist()]

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from raylabel.config import DriftConfig
-from raylabel.errors import redact
+from raylabel.errors import first_line
 from raylabel.io import layout, listing, storage
 from raylabel.io.layout import RunLayout
 from raylabel.io.storage import StorageOptions
@@ -201,8 +201,7 @@ def drift_block(
         }
         return out
     except Exception as exc:  # drift is a report, never a reason to lose a run
-        text = str(exc).strip()
-        msg = redact(text.splitlines()[0] if text else "")
+        msg = first_line(exc)
         return {"verdict": "unavailable", "reasons": [f"{type(exc).__name__}: {msg}"[:300]]}
 
 

@@ -19,7 +19,7 @@ def gather_nights(root: str, opts: StorageOptions) -> list[dict[str, Any]]:
     base = storage.join(root, "nightly")
     if not storage.exists(base, opts):
         return []
-    files = [f for f in listing.list_files(base, opts, recursive=False, extensions=[".json"])]
+    files = listing.list_files(base, opts, recursive=False, extensions=[".json"])
     files.sort(key=lambda f: f.rel_path, reverse=True)  # night ids sort by time
     nights = []
     for f in files[:MAX_NIGHTS]:
@@ -32,11 +32,12 @@ def gather_nights(root: str, opts: StorageOptions) -> list[dict[str, Any]]:
 
 
 def _enrich(root: str, drop: dict[str, Any], opts: StorageOptions) -> None:
+    """The night recorded the run's counts; only nights written before it did need the
+    run's summary. The evaluation is read every time: reviews arrive after the night."""
     run = layout.RunLayout(root, drop["drop"], drop["run_id"])
     try:
-        summary = storage.read_json(run.path("summary.json"), opts)
-        drop["counts"] = {**summary.get("counts", {}), **(drop.get("counts") or {})}
-        drop["model_version"] = summary.get("model_version")
+        if not drop.get("counts"):
+            drop["counts"] = storage.read_json(run.path("summary.json"), opts).get("counts", {})
         drop["evaluation"] = latest_evaluation(run, opts)
     except Exception as exc:  # a page must not fail the night; say what is missing
         drop["detail"] = f"{drop.get('detail', '')} (run details unavailable: {exc})"[:300]

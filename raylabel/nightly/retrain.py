@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from raylabel.config import Config
-from raylabel.errors import redact
+from raylabel.errors import first_line
 from raylabel.io import layout, listing, storage
 from raylabel.io.storage import StorageOptions
 from raylabel.models.card import read_card_uri
@@ -93,9 +93,7 @@ def choose_model(cfg: Config, opts: StorageOptions) -> ModelChoice:
     except Exception as exc:
         if current is None:
             raise
-        text = str(exc).strip()
-        msg = redact(text.splitlines()[0] if text else "")
-        return ModelChoice(current, False, why, failure=f"{type(exc).__name__}: {msg}")
+        return ModelChoice(current, False, why, failure=f"{type(exc).__name__}: {first_line(exc)}")
     gate = result.card.training.get("promotion") or {"promoted": True}
     version = result.model_version if gate.get("promoted", True) else current
     return ModelChoice(version, True, why, result.model_version, gate)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from raylabel.config import Config
-from raylabel.errors import redact
+from raylabel.errors import first_line
 from raylabel.inputs import sources
 from raylabel.io import layout, storage
 from raylabel.io.lease import Lease
@@ -169,9 +169,7 @@ def _one_drop(
             },
         )
     except Exception as exc:  # one bad drop must not stop the others
-        text = str(exc).strip()
-        msg = redact(text.splitlines()[0] if text else "")
-        return DropOutcome(name, "failed", f"{type(exc).__name__}: {msg}")
+        return DropOutcome(name, "failed", f"{type(exc).__name__}: {first_line(exc)}")
     finally:
         lease.release()
 

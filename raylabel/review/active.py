@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from raylabel.config import Config
-from raylabel.errors import redact
+from raylabel.errors import first_line
 from raylabel.io.layout import RunLayout
 from raylabel.io.storage import StorageOptions
 from raylabel.models.card import ModelCard
@@ -168,21 +168,16 @@ def _embed_pool(
     batch_size: int,
 ) -> tuple[list[str], np.ndarray]:
     """Inside one Ray task: decode the pool's items and embed those that still decode."""
-    from raylabel.inputs.prepare import for_card
+    from raylabel.inputs.prepare import decoded_features, for_card
     from raylabel.models.embed import embeddings_for
     from raylabel.models.registry import family_of
 
     decoded = for_card(card, model_dir, opts, max_pixels, max_bytes)(rows)
     data_col = family_of(card).feature
-    ok = np.array([e is None for e in decoded.column("error").to_pylist()], dtype=bool)
+    ok, data = decoded_features(decoded, data_col)
     ids = [i for i, good in zip(decoded.column("item_id").to_pylist(), ok, strict=True) if good]
     if not ok.any():
         return [], np.zeros((0, 0), np.float32)
-    good = decoded.filter(pa.array(ok))
-    if data_col == "pixels":
-        data: Any = good.column("pixels").combine_chunks().to_numpy_ndarray()
-    else:
-        data = [np.asarray(s, dtype=np.int64) for s in good.column("input_ids").to_pylist()]
     predictor = loader()
     emb = embeddings_for(predictor, {data_col: data}, batch_size)
     return ids, emb
@@ -287,7 +282,7 @@ def build_queue(
     try:
         emb, status = pool_embeddings(cfg, run, card, pool, plan, opts)
     except Exception as exc:  # the queue must never fail a run: fall back to margin order
-        msg = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        msg = first_line(exc)
         emb, status = None, f"unavailable: {type(exc).__name__}: {msg}"[:300]
     info["embedding"] = status
     if emb is not None:

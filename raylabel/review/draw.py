@@ -243,11 +243,8 @@ def write_review_files(
 ) -> dict[str, str]:
     """Publish the review sample and the uncertain queue in each form reviewers use (Parquet, CSV,
     Label Studio tasks and config); returns the uris for the summary. `media` gives the
-    Label Studio tasks what the reviewer sees (`review.media`)."""
-
-    def shown(table: pa.Table) -> tuple[pa.Table, str | None]:
-        return media(table) if media is not None else (table, None)
-
+    Label Studio tasks what the reviewer sees (`review.media`); the queue's tasks carry no
+    prediction, so reviewers are not anchored by the model's guess."""
     files: dict[str, str] = {}
 
     def put(name: str, data: bytes) -> None:
@@ -255,46 +252,39 @@ def write_review_files(
         storage.write_bytes(uri, data, opts)
         files[name] = uri
 
-    data_key = card.modality  # the Label Studio object: "image" or "text"
-    put("sample.parquet", _parquet_bytes(sample))
-    put("sample.csv", _csv_bytes(sample))
-    sample_shown, payload = shown(sample)
-    tasks = (
-        labelstudio.tasks_from_sample(
-            sample_shown,
-            card.model_version,
-            card.classes,
-            with_predictions=True,
-            data_key=data_key,
-            to_name=data_key,
-            payload_col=payload,
-        )
-        if sample.num_rows
-        else []
-    )
-    put("labelstudio.json", json.dumps(tasks, indent=1, default=str).encode())
+    for table, stem, tasks_file, predicted in (
+        (sample, "sample", "labelstudio.json", True),
+        (uncertain, "uncertain", "uncertain_labelstudio.json", False),
+    ):
+        put(f"{stem}.parquet", _parquet_bytes(table))
+        put(f"{stem}.csv", _csv_bytes(table))
+        tasks = _tasks(table, card, predicted, media) if table.num_rows else []
+        put(tasks_file, json.dumps(tasks, indent=1, default=str).encode())
     put(
         "labelstudio_config.xml",
         labelstudio.labeling_config_xml(card.classes, card.modality).encode(),
     )
-    put("uncertain.parquet", _parquet_bytes(uncertain))
-    put("uncertain.csv", _csv_bytes(uncertain))
-    queue_shown, payload = shown(uncertain)
-    un_tasks = (
-        labelstudio.tasks_from_sample(
-            queue_shown,
-            card.model_version,
-            card.classes,
-            with_predictions=False,
-            data_key=data_key,
-            to_name=data_key,
-            payload_col=payload,
-        )
-        if uncertain.num_rows
-        else []
-    )
-    put("uncertain_labelstudio.json", json.dumps(un_tasks, indent=1, default=str).encode())
     return files
+
+
+def _tasks(
+    table: pa.Table,
+    card: ModelCard,
+    predicted: bool,
+    media: Callable[[pa.Table], tuple[pa.Table, str | None]] | None,
+) -> list[dict]:
+    """Label Studio tasks of one review file, showing what `media` says."""
+    shown, payload = media(table) if media is not None else (table, None)
+    data_key = card.modality  # the Label Studio object: "image" or "text"
+    return labelstudio.tasks_from_sample(
+        shown,
+        card.model_version,
+        card.classes,
+        with_predictions=predicted,
+        data_key=data_key,
+        to_name=data_key,
+        payload_col=payload,
+    )
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:

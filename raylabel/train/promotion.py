@@ -22,7 +22,7 @@ import pyarrow as pa
 from raylabel.config import Config
 from raylabel.errors import InputError
 from raylabel.inputs import sources
-from raylabel.inputs.prepare import for_card
+from raylabel.inputs.prepare import decoded_features, for_card
 from raylabel.io import layout, storage
 from raylabel.models.card import ModelCard, read_card_uri
 from raylabel.models.predictor import Predictor
@@ -91,17 +91,12 @@ def score(
     decoded = for_card(card, model_uri, opts, cfg.infer.max_pixels, cfg.infer.max_item_bytes)(
         rows.select(["item_id", "uri"])
     )
-    ok = np.array([e is None for e in decoded.column("error").to_pylist()], dtype=bool)
+    feature = family_of(card).feature
+    ok, data = decoded_features(decoded, feature)
     truth = rows.column("label").to_pylist()
     correct = np.zeros(rows.num_rows, dtype=bool)
     accepted = np.zeros(rows.num_rows, dtype=bool)
     if ok.any():
-        feature = family_of(card).feature
-        good = decoded.filter(pa.array(ok))
-        if feature == "pixels":
-            data: Any = good.column("pixels").combine_chunks().to_numpy_ndarray()
-        else:
-            data = [np.asarray(s, dtype=np.int64) for s in good.column("input_ids").to_pylist()]
         predictor = Predictor.from_dir(local_dir)
         _, probs = predictor.probabilities({feature: data}, np.arange(len(data)))
         pred = probs.argmax(axis=1)

@@ -10,7 +10,6 @@ The rerun happens in-process on the same cluster.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -18,9 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
-from faults import committed_ids, drop_ids, wait_for_output
+from faults import committed_ids, drop_ids, readable_rows, wait_for_output
 from modelutil import publish_random_model
 
 from raylabel.config import load_config
@@ -92,13 +90,4 @@ def test_killed_driver_leaves_no_result_and_rerun_completes(
     assert set(ids) == expected
     assert not (partial / "_SUCCESS").exists()  # the killed run stays uncommitted
     # the kill landed mid-write: the abandoned run holds only part of the drop
-    assert 0 < _readable_rows(partial) < len(expected)
-
-
-def _readable_rows(run: Path) -> int:
-    """Rows in a run's complete Parquet files (a file cut short by the kill does not count)."""
-    rows = 0
-    for f in run.glob("*/part-*.parquet"):
-        with contextlib.suppress(OSError, ValueError):
-            rows += pq.read_metadata(f).num_rows
-    return rows
+    assert 0 < readable_rows(partial) < len(expected)

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from faults import committed_ids
+from faults import committed_ids, readable_rows
 from modelutil import publish_random_model
 from PIL import Image
 
@@ -113,16 +113,6 @@ def _packed_drop(path: Path, n: int, per_file: int) -> set[str]:
     return ids
 
 
-def _readable_rows(run: Path) -> int:
-    rows = 0
-    for f in run.glob("*/part-*.parquet"):
-        try:
-            rows += pq.read_metadata(f).num_rows
-        except (OSError, ValueError):
-            continue  # cut short by the kill
-    return rows
-
-
 def test_killed_driver_run_is_resumed_without_reinferring(
     ray_cluster: None, tmp_path: Path
 ) -> None:
@@ -156,7 +146,7 @@ def test_killed_driver_run_is_resumed_without_reinferring(
         deadline = time.time() + 420
         while time.time() < deadline and proc.poll() is None:
             attempts = list(runs.glob("r-*")) if runs.exists() else []
-            written = max([_readable_rows(r) for r in attempts] or [0])
+            written = max([readable_rows(r) for r in attempts] or [0])
             if written >= n // 2:
                 break
             time.sleep(0.2)

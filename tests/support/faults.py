@@ -71,3 +71,15 @@ def wait_for_output(runs: Path, timeout_s: float = 240) -> int:
             return len(files)
         time.sleep(0.02)
     raise AssertionError(f"no labels file under {runs} within {timeout_s}s")
+
+
+def readable_rows(run: Path) -> int:
+    """Rows in a run's complete Parquet part files (a file cut short by a kill does not
+    count): how much a killed attempt had provably written."""
+    rows = 0
+    for f in run.glob("*/part-*.parquet"):
+        try:
+            rows += pq.read_metadata(f).num_rows
+        except (OSError, ValueError):
+            continue
+    return rows
