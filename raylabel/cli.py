@@ -81,6 +81,16 @@ STAGES: dict[str, Stage] = {
         "the reviews as feedback for the next training.",
         ("drop", "review", "qc", "output", "storage", "run"),
     ),
+    "review": Stage(
+        "raylabel.review",
+        "push_review",
+        "review push: send a run's review tasks to a Label Studio project",
+        "`raylabel review push` creates (or updates) the drop's Label Studio project at "
+        "review.labelstudio.url and imports the run's sample and uncertain-queue tasks not "
+        "already there; the API key comes from LABEL_STUDIO_API_KEY only. Then "
+        "`raylabel evaluate review.reviewed=labelstudio` pulls the annotations back.",
+        ("drop", "review", "output", "storage", "run"),
+    ),
     "nightly": Stage(
         "raylabel.nightly",
         "nightly",
@@ -157,6 +167,8 @@ def _parser() -> argparse.ArgumentParser:
             epilog=EPILOG,
             formatter_class=_Wrapped,
         )
+        if name == "review":  # `raylabel review push`: the one action, named for clarity
+            sp.add_argument("action", choices=["push"], help="push: tasks to Label Studio")
         _config_args(sp)
     cp = sub.add_parser(
         "config",

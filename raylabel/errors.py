@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import os
 
-_SECRET_ENV_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN")
+_SECRET_ENV_VARS = (
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SESSION_TOKEN",
+    "LABEL_STUDIO_API_KEY",
+)
 
 
 def redact(text: str) -> str:
-    """Replace any AWS credential value present in the environment by "***" before logging."""
+    """Replace any credential value (AWS, Label Studio) in the environment by "***" before
+    logging."""
     values = {os.environ.get(name, "") for name in _SECRET_ENV_VARS}
     for value in sorted((v for v in values if v), key=len, reverse=True):
         text = text.replace(value, "***")

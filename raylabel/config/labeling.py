@@ -21,6 +21,7 @@ from raylabel.config.fields import (
 from raylabel.errors import ConfigError
 
 REVIEW_MEDIA = ("inline", "uri")
+PULL_REVIEWS = "labelstudio"  # review.reviewed: pull from the Label Studio project
 
 
 @dataclass
@@ -143,6 +144,33 @@ class QCConfig:
 
 
 @dataclass
+class LabelStudioConfig:
+    """A Label Studio server the review tasks are pushed to and the reviews pulled from
+    (`raylabel review push`, `review.reviewed=labelstudio`); the API key comes from the
+    environment only (LABEL_STUDIO_API_KEY), never from a file."""
+
+    url: str | None = setting(
+        None, "the server, e.g. http://label-studio:8080 (null: no server, files only)"
+    )
+    project: str | None = setting(
+        None, "project title; null = 'raylabel <drop>' (one project per drop, tasks of every run)"
+    )
+    timeout_s: float = setting(60.0, "seconds one HTTP request to the server may take")
+    batch: int = setting(200, "tasks per import request (inline images make tasks large)")
+
+    def check(self) -> None:
+        """Refuse a bad value of this section before any work starts (one line, the key)."""
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"review.labelstudio.url: must start with http:// or https://, got {self.url!r}"
+            )
+        if self.project is not None and len(self.project.strip()) < 3:
+            raise ConfigError("review.labelstudio.project: Label Studio needs 3+ characters")
+        positive("review.labelstudio.timeout_s", self.timeout_s)
+        at_least("review.labelstudio.batch", self.batch, 1)
+
+
+@dataclass
 class ReviewConfig:
     """The review sample and the active-learning queue of each run; the reviews `evaluate` reads."""
 
@@ -197,8 +225,10 @@ class ReviewConfig:
     reviewed: str | None = setting(
         None,
         "evaluate: the reviews, a CSV (item_id,true_label) or a Label Studio JSON export; "
-        "several files comma-separated (the sample's and the uncertain queue's exports)",
+        "several files comma-separated (the sample's and the uncertain queue's exports); "
+        "'labelstudio' pulls the run's annotations from review.labelstudio's project",
     )
+    labelstudio: LabelStudioConfig = field(default_factory=LabelStudioConfig)
 
     def check(self) -> None:
         """Refuse a bad value of this section before any work starts (one line, the key)."""
@@ -211,6 +241,11 @@ class ReviewConfig:
         in_range("review.dedup_fraction", self.dedup_fraction, 0.0, 1.0)
         one_of("review.media", self.media, REVIEW_MEDIA)
         at_least("review.media_px", self.media_px, 16)
+        self.labelstudio.check()
+        if self.reviewed and self.reviewed.strip() == PULL_REVIEWS and not self.labelstudio.url:
+            raise ConfigError(
+                "review.reviewed: 'labelstudio' needs review.labelstudio.url (the server)"
+            )
         edges = list(self.bin_edges)
         if len(edges) < 2 or edges[0] != 0.0 or edges[-1] != 1.0:
             raise ConfigError("review.bin_edges: must start at 0.0 and end at 1.0")

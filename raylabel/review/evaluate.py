@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from raylabel.config import Config
+from raylabel.config import PULL_REVIEWS, Config
 from raylabel.errors import ReviewError
 from raylabel.inputs import sources
 from raylabel.io import layout, listing, storage
@@ -18,6 +18,7 @@ from raylabel.io.layout import RunLayout
 from raylabel.io.storage import StorageOptions
 from raylabel.report import render_html
 from raylabel.review import labelstudio
+from raylabel.review.push import pull_reviews
 from raylabel.review.redraw import sample_dir
 from raylabel.review.runs import run_context
 from raylabel.stats.estimate import calibration_flags, estimate_from_reviews
@@ -94,15 +95,14 @@ def evaluate_run(cfg: Config) -> EvaluateResult:
     """Reviewed labels -> accuracy estimates with intervals; reviews join the feedback set."""
     cfg.require("review.reviewed")
     run, summary, card, opts = run_context(cfg)
-    paths = [p.strip() for p in (cfg.review.reviewed or "").split(",") if p.strip()]
-    for path in paths:
-        listing.check_input(path, opts, "review.reviewed")
+    sources_ = _review_sources(cfg, run, opts)
+    paths = [name for _, name in sources_]
     sample_from = sample_dir(run, opts)
     sample = _read_sample(sample_from, opts)
     queue = _read_queue(sample_from, run, opts, set(sample.column("item_id").to_pylist()))
     try:
         merged = labelstudio.merge_reviews(
-            [labelstudio.parse_reviews(storage.read_bytes(p, opts), name=p) for p in paths]
+            [labelstudio.parse_reviews(data, name=name) for data, name in sources_]
         )
         known = set(sample.column("item_id").to_pylist()) | set(queue.column("item_id").to_pylist())
         labelstudio.validate_reviews(merged.table, known, card.classes)
@@ -141,6 +141,17 @@ def evaluate_run(cfg: Config) -> EvaluateResult:
     )
     layout.commit_revision(run, EVALUATIONS, rev_id, opts)  # the run itself never changes
     return EvaluateResult(evaluation, feedback, storage.join(folder, "evaluation.json"))
+
+
+def _review_sources(cfg: Config, run: RunLayout, opts: StorageOptions) -> list[tuple[bytes, str]]:
+    """(bytes, name) of every review file, or the run's annotations pulled from the Label
+    Studio project (`review.reviewed=labelstudio`)."""
+    if (cfg.review.reviewed or "").strip() == PULL_REVIEWS:
+        return [pull_reviews(cfg, run)]
+    paths = [p.strip() for p in (cfg.review.reviewed or "").split(",") if p.strip()]
+    for path in paths:
+        listing.check_input(path, opts, "review.reviewed")
+    return [(storage.read_bytes(p, opts), p) for p in paths]
 
 
 def latest_evaluation(run: RunLayout, opts: StorageOptions) -> dict[str, Any] | None:

@@ -160,7 +160,9 @@ def _parse_csv(text: str, label: str, id_col: str, truth_col: str) -> list[tuple
 
 
 def _parse_ls_json(text: str, label: str) -> list[tuple[str, str]]:
-    """(item_id, choice) from a Label Studio export: last non-cancelled annotation per task."""
+    """(item_id, choice) from a Label Studio export: one review per annotator of a task (their
+    last non-cancelled annotation); several annotators give several reviews, which
+    `merge_reviews` merges when they agree and reports when they do not."""
     try:
         tasks = json.loads(text)
     except json.JSONDecodeError as e:
@@ -180,24 +182,37 @@ def _parse_ls_json(text: str, label: str) -> list[tuple[str, str]]:
         annotations = task.get("annotations") or []
         if not isinstance(annotations, list):
             raise ValueError(f"{where}: 'annotations' is not a list")
-        done = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
-        if not done:
-            continue  # not reviewed (or only skipped)
-        result = done[-1].get("result") or []
-        if not isinstance(result, list):
-            raise ValueError(f"{where}: annotation 'result' is not a list")
-        choices = None
-        for r in result:
-            value = r.get("value") if isinstance(r, dict) else None
-            if isinstance(value, dict) and "choices" in value:
-                choices = value["choices"]
-                break
-        if choices is None:
-            continue  # submitted without picking a class
-        if not (isinstance(choices, list) and choices and isinstance(choices[0], str)):
-            raise ValueError(f"{where}: 'choices' is not a non-empty list of strings")
-        out.append((str(item_id), choices[0]))
+        by_annotator: dict[str, dict] = {}
+        for a in annotations:  # in order: an annotator's later annotation replaces theirs
+            if isinstance(a, dict) and not a.get("was_cancelled"):
+                by_annotator[_annotator(a.get("completed_by"))] = a
+        for annotation in by_annotator.values():
+            choice = _choice(annotation, where)
+            if choice is not None:
+                out.append((str(item_id), choice))
     return out
+
+
+def _annotator(completed_by: object) -> str:
+    """Who made an annotation: exports give an id or a user object; none = one reviewer."""
+    if isinstance(completed_by, dict):
+        completed_by = completed_by.get("id", completed_by.get("email"))
+    return str(completed_by)
+
+
+def _choice(annotation: dict, where: str) -> str | None:
+    """The class an annotation picked (None: submitted without picking one)."""
+    result = annotation.get("result") or []
+    if not isinstance(result, list):
+        raise ValueError(f"{where}: annotation 'result' is not a list")
+    for r in result:
+        value = r.get("value") if isinstance(r, dict) else None
+        if isinstance(value, dict) and "choices" in value:
+            choices = value["choices"]
+            if not (isinstance(choices, list) and choices and isinstance(choices[0], str)):
+                raise ValueError(f"{where}: 'choices' is not a non-empty list of strings")
+            return choices[0]
+    return None
 
 
 def parse_reviews(
@@ -210,8 +225,9 @@ def parse_reviews(
 
     ``source`` is a path or the file's bytes (``name`` then labels messages). Accepts a CSV
     with ``item_id,true_label`` (rows with an empty true label are not-yet-reviewed and are
-    skipped) or a Label Studio JSON export (tasks with ``data.item_id``; the last
-    non-cancelled annotation's first ``choices`` result wins; tasks without one are skipped).
+    skipped) or a Label Studio JSON export (tasks with ``data.item_id``; each annotator's last
+    non-cancelled annotation is one review, its first ``choices`` result the verdict; tasks
+    without one are skipped).
     Malformed input raises ValueError naming the file and row/task. An item reviewed more
     than once keeps every review here (`merge_reviews` reconciles them).
     """

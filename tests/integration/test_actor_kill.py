@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from faults import committed_ids, drop_ids, kill_one_actor, small_blocks, wait_for_output
+from faults import committed_ids, drop_ids, kill_one_actor, small_blocks
 from modelutil import publish_random_model
 
 from raylabel.config import load_config
@@ -19,11 +19,16 @@ pytestmark = pytest.mark.slow
 CLASSES = ["circle", "square"]
 
 
-def _kill_when_output_appears(runs: Path, killed: dict[str, int]) -> None:
-    """Once the first labeled file is written (later blocks are still being inferred), kill
-    the inference actor's process."""
-    killed["files_before"] = wait_for_output(runs)
+def _kill_when_actor_serves(runs: Path, killed: dict[str, int]) -> None:
+    """Kill the inference actor's process as soon as it is alive, i.e. while the drop's blocks
+    are being inferred. (Waiting for the first labels file raced: on a fast machine the one
+    actor had inferred the whole small drop before the first write finished.)"""
     killed["pid"] = kill_one_actor("(InferenceActor)")
+    killed["files_before"] = _files(runs)
+
+
+def _files(runs: Path) -> int:
+    return len(list(runs.glob("*/labels/*.parquet")))
 
 
 def test_killed_inference_actor_run_completes_exactly_once(
@@ -51,7 +56,7 @@ def test_killed_inference_actor_run_completes_exactly_once(
     )
     runs = tmp_path / "out" / "runs" / "killed"
     killed: dict[str, int] = {}
-    killer = threading.Thread(target=_kill_when_output_appears, args=(runs, killed), daemon=True)
+    killer = threading.Thread(target=_kill_when_actor_serves, args=(runs, killed), daemon=True)
     killer.start()
     from ray.data import DataContext
 
@@ -62,6 +67,7 @@ def test_killed_inference_actor_run_completes_exactly_once(
     killer.join(timeout=5)
 
     assert killed.get("pid"), "the inference actor was never killed"
+    assert _restarts("(InferenceActor)") >= 1, "the killed actor was not restarted"
     written = len(list((runs / result.run_id / "labels").glob("*.parquet")))
     assert killed["files_before"] < written, "the kill came after all output was written"
     assert layout.latest_run(str(tmp_path / "out"), "killed", StorageOptions()) == result.run_id
@@ -69,3 +75,15 @@ def test_killed_inference_actor_run_completes_exactly_once(
     assert len(ids) == len(set(ids)) == len(expected) == 403  # nothing lost, nothing twice
     assert set(ids) == expected
     assert result.summary["counts"]["errors"] == 3  # the planted bad files, not the kill
+
+
+def _restarts(class_name: str) -> int:
+    """How often Ray restarted the pool's actor: the kill hit a live actor mid-run."""
+    import ray
+
+    table = ray._private.state.actors()
+    return max(
+        int(a.get("NumRestarts") or 0)
+        for a in table.values()
+        if class_name in str(a.get("ActorClassName"))
+    )

@@ -112,9 +112,10 @@ def _export() -> list[dict]:
     for i, task in enumerate(tasks):
         task["id"] = 100 + i
 
-    def ann(choice: str, cancelled: bool = False) -> dict:
+    def ann(choice: str, cancelled: bool = False, by: int = 1) -> dict:
         return {
             "id": 1,
+            "completed_by": by,
             "was_cancelled": cancelled,
             "result": [
                 {
@@ -126,7 +127,7 @@ def _export() -> list[dict]:
             ],
         }
 
-    tasks[0]["annotations"] = [ann("dog"), ann("cat")]  # last one wins
+    tasks[0]["annotations"] = [ann("dog"), ann("cat")]  # one reviewer: their last one wins
     tasks[1]["annotations"] = [ann("cat"), ann("dog", cancelled=True)]  # cancelled ignored
     tasks[2]["annotations"] = [ann("cat", cancelled=True)]  # only skipped: not reviewed
     return tasks
@@ -164,6 +165,31 @@ def test_parse_label_studio_rejects_malformed(tmp_path: Path) -> None:
     path.write_text(json.dumps([_export()[0], "nope"]))
     with pytest.raises(ValueError, match="task 1"):
         ls.parse_reviews(path)
+
+
+def test_each_annotator_is_one_review() -> None:
+    """Two annotators of one task are two reviews (merged when they agree, reported when not);
+    one annotator's later annotation replaces their earlier one."""
+    tasks = _export()
+    first = tasks[0]["annotations"][-1]
+    other = json.loads(json.dumps(first))
+    other["completed_by"] = {"id": 7, "email": "b@example.com"}  # exports may nest the user
+    other["result"][0]["value"]["choices"] = ["dog"]
+    tasks[0]["annotations"].append(other)
+    tasks[1]["annotations"].append(json.loads(json.dumps(first)) | {"completed_by": 9})
+    table = ls.parse_reviews(json.dumps(tasks).encode())
+    assert sorted(table.to_pylist(), key=str) == sorted(
+        [
+            {"item_id": "i1", "true_label": "cat"},
+            {"item_id": "i1", "true_label": "dog"},
+            {"item_id": "i2", "true_label": "cat"},
+            {"item_id": "i2", "true_label": "cat"},
+        ],
+        key=str,
+    )
+    merged = ls.merge_reviews([table])
+    assert merged.table.to_pylist() == [{"item_id": "i2", "true_label": "cat"}]
+    assert merged.repeats == 1 and merged.disagreements == {"i1": ["cat", "dog"]}
 
 
 def test_validate_reviews() -> None:
