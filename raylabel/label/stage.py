@@ -281,7 +281,7 @@ def _publish(
     from raylabel.review import draw_review
 
     cfg, plan, opts, card = job.cfg, job.plan, job.opts, job.card
-    review_info = draw_review(cfg, run, card, stats, opts, plan=plan)
+    review_info = _review_surviving_node_loss(job, run, stats, draw_review)
     t_review = time.time()
     durations = {
         "plan": times["pipeline"] - times["started"],
@@ -315,6 +315,26 @@ def _publish(
             raise
     layout.commit_run(run, opts, {"model_version": card.model_version, "items": plan.num_items})
     return summary
+
+
+def _review_surviving_node_loss(
+    job: LabelJob, run: layout.RunLayout, stats: dict[str, Any], draw: Callable[..., Any]
+) -> dict[str, Any]:
+    """Draw the review files; a node lost during their scan of the written labels redraws
+    them (the labels are already safe), up to infer.pipeline_attempts times."""
+    from raylabel.cluster.faults import cluster_fault
+
+    for attempt in range(1, job.cfg.infer.pipeline_attempts + 1):
+        try:
+            return draw(job.cfg, run, job.card, stats, job.opts, plan=job.plan)
+        except Exception as exc:
+            reason = cluster_fault(exc)
+            if reason is None or attempt == job.cfg.infer.pipeline_attempts:
+                raise
+            log.warning(
+                "review of run %s lost to a cluster fault (%s); redrawing", run.run_id, reason
+            )
+    raise AssertionError("infer.pipeline_attempts >= 1")  # unreachable: checked by config
 
 
 def _tonight_thresholds(
