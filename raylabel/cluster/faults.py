@@ -15,6 +15,7 @@ from __future__ import annotations
 _TEXT_MARKERS = (
     "The actor is temporarily unavailable",
     "node it was running on is dead",
+    "because its node has died",
     "Timed out while starting actors",
     "owner has exited",
     "object's owner has exited",
