@@ -25,6 +25,7 @@ from raylabel.io.storage import StorageOptions
 from raylabel.label.drift import verdict_line
 from raylabel.nightly.drops import drop_folders, drop_uri, waiting_reason
 from raylabel.nightly.retrain import ModelChoice, choose_model
+from raylabel.review.ls_api import api_key_from_env
 
 STATUSES = ("done", "skipped", "waiting", "locked", "failed")
 
@@ -39,6 +40,7 @@ class DropOutcome:
     run_id: str | None = None
     drift: str | None = None  # the run's drift verdict (raylabel.drift), when labeled
     counts: dict[str, Any] = field(default_factory=dict)  # the run's counts, when labeled
+    review: str | None = None  # the Label Studio push of the run's review tasks, when set up
 
 
 @dataclass
@@ -84,6 +86,8 @@ class NightlyResult:
         for o in self.outcomes:
             if o.status != "skipped":
                 lines.append(f"  {o.drop}: {o.status}{' - ' + o.detail if o.detail else ''}")
+            if o.review and (o.status != "skipped" or "failed" in o.review):
+                lines.append(f"  {o.drop}: review tasks {o.review}")
         lines.append(f"summary: {self.summary_uri}")
         if self.page_uri:
             lines.append(f"morning page: {self.page_uri}")
@@ -112,6 +116,8 @@ def nightly(cfg: Config) -> NightlyResult:
     """One night: bring every ready drop up to date, retraining first when due; a failing
     drop is recorded while the others go on, and the night's summary lists every drop."""
     cfg.require("drops.root")
+    if cfg.review.labelstudio.url:
+        api_key_from_env()  # a missing key stops the night before any work, not after it
     opts = sources.storage_options(cfg)
     night_id = layout.new_id("n-")
     folders = drop_folders(cfg, opts)
@@ -129,7 +135,10 @@ def nightly(cfg: Config) -> NightlyResult:
         current = cfg.run.model_version or layout.latest_model(cfg.output.root, opts)
         choice = ModelChoice(current, False, "no drop ready")
     for name, folder in ready.items():
-        outcomes.append(_one_drop(cfg, name, folder, choice.version, opts))
+        outcome = _one_drop(cfg, name, folder, choice.version, opts)
+        if cfg.review.labelstudio.url and outcome.run_id:
+            outcome.review = _push_review(cfg, name, folder, outcome.run_id)
+        outcomes.append(outcome)
     return _finish(cfg, NightlyResult(night_id, choice, outcomes), opts)
 
 
@@ -172,6 +181,24 @@ def _one_drop(
         return DropOutcome(name, "failed", f"{type(exc).__name__}: {first_line(exc)}")
     finally:
         lease.release()
+
+
+def _push_review(cfg: Config, name: str, folder: str, run_id: str) -> str:
+    """Publish the run's review tasks to the drop's Label Studio project. Idempotent, so an
+    up-to-date drop whose push failed last night is pushed again; a failure is reported on
+    the drop, never fails its committed labels."""
+    from raylabel.review import push_review
+
+    drop_cfg = _drop_config(cfg, name, folder, None)
+    drop_cfg = dataclasses.replace(drop_cfg, run=dataclasses.replace(drop_cfg.run, run_id=run_id))
+    try:
+        pushed = push_review(drop_cfg)
+    except Exception as exc:  # the labels are committed: report, retry next night
+        return f"push failed: {type(exc).__name__}: {first_line(exc)}"
+    return (
+        f"pushed {sum(pushed.sent.values())} to Label Studio project {pushed.title!r} "
+        f"({pushed.already} already there)"
+    )
 
 
 def _finish(cfg: Config, result: NightlyResult, opts: StorageOptions) -> NightlyResult:
