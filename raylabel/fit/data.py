@@ -17,6 +17,8 @@ from raylabel.inputs import sources
 from raylabel.io import storage
 
 SEED_BLOCK_ROWS = 256
+#: listing column set only on reviewed-feedback rows: where to read the item (its kept copy)
+FEEDBACK_URI = "feedback_uri"
 DECODE_CPUS = 0.25
 
 
@@ -59,6 +61,7 @@ def seed_rows_dataset(
 
     listing = plan.listing
     assert listing is not None
+    rows, fb_rows = _split_feedback(listing, rows)
     if plan.kind == "parquet":
         fs, _ = storage.resolve(plan.uri, opts)
         paths = [storage.resolve(f, opts)[1] for f in plan.parquet_files or []]
@@ -86,7 +89,43 @@ def seed_rows_dataset(
             assert rng is not None
             table = training_rows(table, extra, index, cfg.train.pseudo_labels.weight, rng)
         ds = sources.listing_dataset(table, SEED_BLOCK_ROWS)
-    return ds.map_batches(decode, batch_format="pyarrow", batch_size=128, num_cpus=DECODE_CPUS)
+    ds = ds.map_batches(decode, batch_format="pyarrow", batch_size=128, num_cpus=DECODE_CPUS)
+    if not len(fb_rows):
+        return ds
+    fb = _feedback_rows(listing, fb_rows, index, weighted=extra is not None and extra.num_rows > 0)
+    fb_ds = sources.listing_dataset(fb, SEED_BLOCK_ROWS).map_batches(
+        decode, batch_format="pyarrow", batch_size=128, num_cpus=DECODE_CPUS
+    )
+    return ds.union(fb_ds)
+
+
+def _split_feedback(listing: pa.Table, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(seed rows, reviewed-feedback rows) of `rows`: feedback is read from its kept copy,
+    not the way the seed's kind reads its items."""
+    if FEEDBACK_URI not in listing.column_names:
+        return rows, rows[:0]
+    import pyarrow.compute as pc
+
+    is_fb = pc.is_valid(listing.column(FEEDBACK_URI)).to_numpy(zero_copy_only=False)
+    return rows[~is_fb[rows]], rows[is_fb[rows]]
+
+
+def _feedback_rows(
+    listing: pa.Table, rows: np.ndarray, index: dict[str, int], weighted: bool
+) -> pa.Table:
+    """Feedback rows as the decoder reads them: fetched by uri (their kept copy)."""
+    take = pa.array(rows)
+    labels = listing.column("label").take(take).to_pylist()
+    table = pa.table(
+        {
+            "item_id": listing.column("item_id").take(take).cast(pa.string()),
+            "uri": listing.column(FEEDBACK_URI).take(take).cast(pa.string()),
+            "label_index": pa.array([index[v] for v in labels], pa.int32()),
+        }
+    )
+    if weighted:  # beside pseudo-labels every row carries a loss weight; reviews weigh 1
+        table = table.append_column("weight", pa.array([1.0] * len(rows), pa.float32()))
+    return table
 
 
 def preprocessor(

@@ -535,21 +535,28 @@ def drop_dataset(
 
 
 def feedback_listing(root: str, opts: StorageOptions) -> pa.Table | None:
-    """Reviewed items from earlier runs (item_id, uri, label, weight, run), newest review per
-    uri. ``weight`` is the review sample's design weight (null for items reviewed outside
-    the probability sample, or written before weights were kept); ``run`` names the file."""
+    """Reviewed items from earlier runs (item_id, uri, label, weight, run, drop, payload_uri),
+    newest review per uri. ``weight`` is the review sample's design weight (null for items
+    reviewed outside the probability sample, or written before weights were kept); ``run``
+    names the file; ``payload_uri`` is the kept copy of the item's bytes (null for reviews
+    written before copies were kept: those are read from ``uri``)."""
     base = storage.join(root, "feedback")
     if not storage.exists(base, opts):
         return None
     files = list_files(base, opts, extensions=[".parquet"])
-    latest: dict[str, tuple[str, str, float | None]] = {}
+    latest: dict[str, tuple[str, str, float | None, str | None]] = {}
     for f in files:  # sorted by path: run ids sort by time, so later reviews win
         t = pq.read_table(io.BytesIO(storage.read_bytes(f.uri, opts)))
         sampled = _sampled_weights(t)
-        for uri, label, w in zip(
-            t.column("uri").to_pylist(), t.column("label").to_pylist(), sampled, strict=True
+        kept = (
+            t.column("payload_uri").to_pylist()
+            if "payload_uri" in t.column_names
+            else [None] * t.num_rows
+        )
+        for uri, label, w, p in zip(
+            t.column("uri").to_pylist(), t.column("label").to_pylist(), sampled, kept, strict=True
         ):
-            latest[uri] = (label, f.rel_path, w)
+            latest[uri] = (label, f.rel_path, w, p)
     if not latest:
         return None
     uris = sorted(latest)
@@ -560,8 +567,15 @@ def feedback_listing(root: str, opts: StorageOptions) -> pa.Table | None:
             "label": [latest[u][0] for u in uris],
             "weight": pa.array([latest[u][2] for u in uris], pa.float64()),
             "run": [latest[u][1] for u in uris],
+            "drop": [latest[u][1].split("/", 1)[0] for u in uris],
+            "payload_uri": pa.array([latest[u][3] for u in uris], pa.string()),
         }
     )
+
+
+def fetchable(feedback: pa.Table) -> pa.Array:
+    """Where to read each feedback item: its kept copy, else its original uri."""
+    return pc.coalesce(feedback.column("payload_uri"), feedback.column("uri"))
 
 
 def _sampled_weights(t: pa.Table) -> list[float | None]:

@@ -25,7 +25,7 @@ from raylabel.io.layout import RunLayout
 from raylabel.io.storage import StorageOptions
 from raylabel.models.card import ModelCard
 from raylabel.review import active, labelstudio
-from raylabel.review.media import with_media
+from raylabel.review.media import item_payloads, payload_table, with_media
 from raylabel.stats.sampling import (
     LowestK,
     SampleState,
@@ -166,10 +166,19 @@ def draw_review(
         uncertain = _uncertain(queue_cands, r.uncertain_size, r.seed)
         queue_info = {"strategy": "least_confident"}
 
-    def media(table: pa.Table) -> tuple[pa.Table, str | None]:
-        return with_media(table, card, plan, opts, r.media, r.media_px, cfg.infer.max_item_bytes)
+    reviewed = [t.select(["item_id", "uri"]) for t in (sample, uncertain) if t.num_rows]
+    payloads = (
+        item_payloads(pa.concat_tables(reviewed), plan, opts, cfg.infer.max_item_bytes)
+        if reviewed
+        else {}
+    )
 
-    files = write_review_files(run, card, sample, uncertain, opts, review_dir, media)
+    def media(table: pa.Table) -> tuple[pa.Table, str | None]:
+        return with_media(
+            table, card, plan, opts, r.media, r.media_px, cfg.infer.max_item_bytes, payloads
+        )
+
+    files = write_review_files(run, card, sample, uncertain, opts, review_dir, media, payloads)
     return {
         "size": sample.num_rows,
         "requested": r.size,
@@ -240,11 +249,13 @@ def write_review_files(
     opts: StorageOptions,
     review_dir: str | None = None,
     media: Callable[[pa.Table], tuple[pa.Table, str | None]] | None = None,
+    payloads: dict[str, bytes] | None = None,
 ) -> dict[str, str]:
     """Publish the review sample and the uncertain queue in each form reviewers use (Parquet, CSV,
     Label Studio tasks and config); returns the uris for the summary. `media` gives the
     Label Studio tasks what the reviewer sees (`review.media`); the queue's tasks carry no
-    prediction, so reviewers are not anchored by the model's guess."""
+    prediction, so reviewers are not anchored by the model's guess. `payloads` (the items'
+    bytes) go to payloads.parquet, from which `evaluate` makes self-contained feedback."""
     files: dict[str, str] = {}
 
     def put(name: str, data: bytes) -> None:
@@ -260,6 +271,8 @@ def write_review_files(
         put(f"{stem}.csv", _csv_bytes(table))
         tasks = _tasks(table, card, predicted, media) if table.num_rows else []
         put(tasks_file, json.dumps(tasks, indent=1, default=str).encode())
+    if payloads is not None:  # the reviewed items' bytes: their reviews train without the drop
+        put("payloads.parquet", _parquet_bytes(payload_table(payloads)))
     put(
         "labelstudio_config.xml",
         labelstudio.labeling_config_xml(card.classes, card.modality).encode(),

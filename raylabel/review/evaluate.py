@@ -190,7 +190,10 @@ def write_feedback(
     """Reviewed items become labeled examples (`feedback/<drop>/<run_id>-<eval>.parquet`).
     They keep what makes them calibration evidence too: the model's confidence, the
     sample's design weight, and which model (or fold ensemble) scored them. Reviews of the
-    uncertain queue train too, marked `sampled=false` (no design weight: never estimates)."""
+    uncertain queue train too, marked `sampled=false` (no design weight: never estimates).
+    Each row points at a copy of the item's own bytes (`payload_uri`: a content-addressed
+    object under feedback/<drop>/media/, from the run's review/payloads.parquet), so it
+    trains whatever the seed and drop kinds are, even after the drop is deleted."""
     reviewed = joined.filter(pc.is_valid(joined.column("true_label")))
     sampled = [True] * reviewed.num_rows
     if queue is not None and queue.num_rows:
@@ -224,6 +227,7 @@ def write_feedback(
             "weight": col("weight", pa.float64()),
             "sampled": pa.array(sampled, pa.bool_()),
             "scorer": pa.array([scorer] * n, pa.string()),
+            "payload_uri": _store_payloads(cfg, run, reviewed.column("item_id").to_pylist(), opts),
         }
     )
     # one file per evaluation (`<run>-<evaluation>.parquet`): a later one never overwrites
@@ -233,6 +237,34 @@ def write_feedback(
     pq.write_table(table, buf)
     storage.write_bytes(uri, buf.getvalue().to_pybytes(), opts)
     return uri
+
+
+def _store_payloads(cfg: Config, run: RunLayout, ids: list[str], opts: StorageOptions) -> pa.Array:
+    """Copy each reviewed item's bytes (kept when its review files were drawn: the current
+    sample's folder, then the run's own for the queue) to
+    feedback/<drop>/media/<sha256>, written once per content; their uris, null where no
+    bytes were kept (runs labeled before payloads were kept)."""
+    import hashlib
+
+    wanted = set(ids)
+    uris: dict[str, str] = {}
+    media = storage.join(cfg.output.root, "feedback", run.drop, "media")
+    for folder in dict.fromkeys((sample_dir(run, opts), run.review_dir)):
+        uri = storage.join(folder, "payloads.parquet")
+        if not storage.exists(uri, opts):
+            continue
+        t = pq.read_table(pa.BufferReader(storage.read_bytes(uri, opts)))
+        for item_id, data in zip(
+            t.column("item_id").to_pylist(), t.column("payload").to_pylist(), strict=True
+        ):
+            if item_id not in wanted or item_id in uris or data is None:
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            target = storage.join(media, digest[:2], digest)
+            if not storage.exists(target, opts):
+                storage.write_bytes(target, data, opts)
+            uris[item_id] = target
+    return pa.array([uris.get(i) for i in ids], pa.string())
 
 
 def evaluate_with_truth(cfg: Config, run_dir: str, truth: dict[str, str]) -> dict[str, Any] | None:

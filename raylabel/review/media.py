@@ -36,6 +36,45 @@ def thumbnail_uri(data: bytes, max_px: int) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def item_payloads(
+    table: pa.Table, plan: Any, opts: StorageOptions, max_bytes: int
+) -> dict[str, bytes]:
+    """item_id -> the item's bytes (encoded image or raw text), read where the pipeline reads
+    them (the drop's inline column for packed and inline-text drops, the object otherwise),
+    for a few hundred review items; unreadable items are left out."""
+    if not table.num_rows or "item_id" not in table.column_names:
+        return {}
+    from raylabel.review.active import pool_payloads
+
+    rows = pool_payloads(table.select(["item_id", "uri"]), plan, opts)
+    inline = getattr(plan, "inline_column", None)
+    inline = inline if inline in rows.column_names else None
+    cache: dict[str, Any] = {}
+    out: dict[str, bytes] = {}
+    for row in rows.to_pylist():
+        try:
+            data = row[inline] if inline else fetch_bytes(row["uri"], opts, cache, max_bytes)
+        except Exception:  # unreadable now (moved, packed without its plan): left out
+            continue
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        if data is not None:
+            out[row["item_id"]] = bytes(data)
+    return out
+
+
+def payload_table(payloads: dict[str, bytes]) -> pa.Table:
+    """`review/payloads.parquet`: the reviewed items' own bytes, kept with the run so their
+    reviews can train later models even after the drop is deleted."""
+    ids = sorted(payloads)
+    return pa.table(
+        {
+            "item_id": pa.array(ids, pa.string()),
+            "payload": pa.array([payloads[i] for i in ids], pa.binary()),
+        }
+    )
+
+
 def with_media(
     table: pa.Table,
     card: ModelCard,
@@ -44,24 +83,24 @@ def with_media(
     mode: str,
     max_px: int,
     max_bytes: int,
+    payloads: dict[str, bytes] | None = None,
 ) -> tuple[pa.Table, str | None]:
     """(table + a `media` column, its name) for the review files; (table, None) when the
-    tasks should show the uri (`review.media=uri` for images)."""
+    tasks should show the uri (`review.media=uri` for images). `payloads` (item_payloads)
+    saves reading the items again."""
     text = card.modality == "text"
     if not table.num_rows or "item_id" not in table.column_names or (mode == "uri" and not text):
         return table, None
-    from raylabel.review.active import pool_payloads
-
-    payloads = pool_payloads(table.select(["item_id", "uri"]), plan, opts)
-    inline = getattr(plan, "inline_column", None)
-    inline = inline if inline in payloads.column_names else None
-    cache: dict[str, Any] = {}
+    if payloads is None:
+        payloads = item_payloads(table, plan, opts, max_bytes)
     media: dict[str, str] = {}
-    for row in payloads.to_pylist():
+    for item_id in table.column("item_id").to_pylist():
+        data = payloads.get(item_id)
+        if data is None:
+            continue
         try:
-            data = row[inline] if inline else fetch_bytes(row["uri"], opts, cache, max_bytes)
-            media[row["item_id"]] = decode_text(data) if text else thumbnail_uri(data, max_px)
-        except Exception:  # unreadable now (moved, packed without its plan): show the uri
+            media[item_id] = decode_text(data) if text else thumbnail_uri(data, max_px)
+        except Exception:  # undecodable: the task shows the uri
             continue
     ids = table.column("item_id").to_pylist()
     uris = table.column("uri").to_pylist()

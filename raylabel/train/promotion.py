@@ -46,8 +46,17 @@ def gate_items(root: str, opts: storage.StorageOptions, share: float) -> pa.Tabl
     if fb is None:
         return None
     keep = pa.array([in_gate_set(u, share) for u in fb.column("uri").to_pylist()])
-    kept = fb.filter(keep).select(["item_id", "uri", "label"])
-    return kept if kept.num_rows else None
+    kept = fb.filter(keep)
+    if not kept.num_rows:
+        return None
+    # read from the kept copy when there is one: the gate works after the drop is gone
+    return pa.table(
+        {
+            "item_id": kept.column("item_id"),
+            "uri": sources.fetchable(kept),
+            "label": kept.column("label"),
+        }
+    )
 
 
 @dataclass

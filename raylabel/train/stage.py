@@ -23,6 +23,7 @@ from raylabel.config import Config
 from raylabel.errors import InputError
 from raylabel.fit.data import (
     DECODE_CPUS,
+    FEEDBACK_URI,
     keep_decoded,
     preprocessor,
     seed_rows_dataset,
@@ -137,6 +138,7 @@ def train(cfg: Config) -> TrainResult:
         )
         card = make_card(cfg, classes, plan, calib, history, version, n_train, n_val)
         card.training["n_feedback"] = feedback.num_rows if feedback is not None else 0
+        card.training["feedback_by_drop"] = _by_drop(feedback)
         start = pretrained_info(pretrained)
         if start is not None:
             card.preprocessing["pretrained"] = start
@@ -174,25 +176,48 @@ def write_model_dir(
 def _add_feedback(
     cfg: Config, plan: sources.SourcePlan, opts: storage.StorageOptions
 ) -> pa.Table | None:
-    """Reviewed items from earlier runs join the seed set (the review loop closes here);
-    returns the rows added (with their review design weights), or None."""
-    if not cfg.train.use_feedback or plan.kind == "parquet" or plan.listing is None:
-        return None
-    if "text" in plan.listing.column_names:  # inline-text seeds: feedback uris are not fetchable
+    """Reviewed items from earlier runs join the seed set (the review loop closes here),
+    whatever the seed kind: each is read from its kept copy (`payload_uri`), so packed and
+    inline-text seeds, packed and inline drops, and deleted drops all train. Returns the
+    rows added (with their review design weights), or None."""
+    if not cfg.train.use_feedback or plan.listing is None:
         return None
     fb = sources.feedback_listing(cfg.output.root, opts)
     if fb is None or not fb.num_rows:
         return None
-    known = set(plan.listing.column("uri").to_pylist())
+    listing = plan.listing
+    known = set(listing.column("uri").to_pylist()) if "uri" in listing.column_names else set()
+    known |= set(listing.column("item_id").to_pylist())
     share = cfg.train.gate_share  # the promotion gate's evaluation items never train
     uris = fb.column("uri").to_pylist()
     fb = fb.filter(pa.array([u not in known and not promotion.in_gate_set(u, share) for u in uris]))
     if not fb.num_rows:
         return None
-    cols = ["item_id", "uri", "label"]
-    plan.listing = pa.concat_tables([plan.listing.select(cols), fb.select(cols)])
+    read_from = sources.fetchable(fb)
+    rows = {"item_id": fb.column("item_id"), "label": fb.column("label")}
+    if "uri" in listing.column_names:
+        rows["uri"] = read_from
+    rows[FEEDBACK_URI] = read_from
+    plan.listing = pa.concat_tables(
+        [listing, pa.table(rows).cast(_feedback_schema(listing, rows))],
+        promote_options="default",
+    )
     plan.fingerprint = f"{plan.fingerprint}+fb{fb.num_rows}"
     return fb
+
+
+def _by_drop(feedback: pa.Table | None) -> dict[str, int]:
+    """How many reviewed items of each drop trained (the card's account of the loop)."""
+    if feedback is None:
+        return {}
+    drops = feedback.column("drop").to_pylist()
+    return {d: drops.count(d) for d in sorted(set(drops))}
+
+
+def _feedback_schema(listing: pa.Table, rows: dict[str, Any]) -> pa.Schema:
+    """The appended rows' types follow the listing's (a large_string uri stays one)."""
+    types = {f.name: f.type for f in listing.schema}
+    return pa.schema([(name, types.get(name, pa.string())) for name in rows])
 
 
 def _seed_datasets(
