@@ -20,7 +20,7 @@ from raylabel.config.fields import (
 )
 from raylabel.errors import ConfigError
 
-REVIEW_MEDIA = ("inline", "uri")
+REVIEW_MEDIA = ("inline", "uri", "presigned")
 PULL_REVIEWS = "labelstudio"  # review.reviewed: pull from the Label Studio project
 
 
@@ -215,12 +215,18 @@ class ReviewConfig:
     media: str = setting(
         "inline",
         "what a review task shows: inline (images as resized data: URIs, text as the text "
-        "itself; packed and local drops open anywhere) or uri (the item's uri, for a Label "
-        "Studio project with its own S3 source storage; text tasks still carry the text)",
+        "itself; packed and local drops open anywhere), uri (the item's uri, for a Label "
+        "Studio project with its own S3 source storage) or presigned (https links to S3 "
+        "objects valid for review.presign_ttl_s; items that are not S3 objects of their own "
+        "are inlined); text tasks always carry the text",
         REVIEW_MEDIA,
     )
     media_px: int = setting(
         384, "inline images are resized to fit this many pixels on their longer side"
+    )
+    presign_ttl_s: int = setting(
+        7 * 24 * 3600,
+        "media=presigned: seconds the https links stay valid (at most 7 days, SigV4's limit)",
     )
     reviewed: str | None = setting(
         None,
@@ -241,6 +247,7 @@ class ReviewConfig:
         in_range("review.dedup_fraction", self.dedup_fraction, 0.0, 1.0)
         one_of("review.media", self.media, REVIEW_MEDIA)
         at_least("review.media_px", self.media_px, 16)
+        in_range("review.presign_ttl_s", self.presign_ttl_s, 1, 7 * 24 * 3600)
         self.labelstudio.check()
         if self.reviewed and self.reviewed.strip() == PULL_REVIEWS and not self.labelstudio.url:
             raise ConfigError(

@@ -44,7 +44,7 @@ def create_exclusive(uri: str, data: bytes, opts: StorageOptions) -> bool:
         os.unlink(tmp)
 
 
-def s3_client(opts: StorageOptions) -> Any:
+def s3_client(opts: StorageOptions, signature_version: str | None = None) -> Any:
     """A boto3 S3 client for the same endpoint, region, retries and timeout as the pyarrow
     filesystem; credentials come from the environment, as everywhere else."""
     import boto3
@@ -55,6 +55,7 @@ def s3_client(opts: StorageOptions) -> Any:
         connect_timeout=opts.connect_timeout_s or 60,
         # custom endpoints (MinIO, test servers) are addressed by path, as pyarrow does
         s3={"addressing_style": "path" if opts.endpoint_url else "auto"},
+        signature_version=signature_version,
     )
     return boto3.client(
         "s3", endpoint_url=opts.endpoint_url, region_name=opts.region, config=config

@@ -175,8 +175,9 @@ def draw_review(
 
     def media(table: pa.Table) -> tuple[pa.Table, str | None]:
         return with_media(
-            table, card, plan, opts, r.media, r.media_px, cfg.infer.max_item_bytes, payloads
-        )
+            table, card, plan, opts, r.media, r.media_px, cfg.infer.max_item_bytes, payloads,
+            r.presign_ttl_s,
+        )  # fmt: skip
 
     files = write_review_files(run, card, sample, uncertain, opts, review_dir, media, payloads)
     return {

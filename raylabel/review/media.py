@@ -84,18 +84,24 @@ def with_media(
     max_px: int,
     max_bytes: int,
     payloads: dict[str, bytes] | None = None,
+    ttl_s: int = 3600,
 ) -> tuple[pa.Table, str | None]:
     """(table + a `media` column, its name) for the review files; (table, None) when the
-    tasks should show the uri (`review.media=uri` for images). `payloads` (item_payloads)
-    saves reading the items again."""
+    tasks should show the uri (`review.media=uri` for images). `presigned` links S3 objects
+    for `ttl_s` seconds and inlines the rest. `payloads` (item_payloads) saves reading the
+    items again."""
     text = card.modality == "text"
     if not table.num_rows or "item_id" not in table.column_names or (mode == "uri" and not text):
         return table, None
     if payloads is None:
         payloads = item_payloads(table, plan, opts, max_bytes)
     media: dict[str, str] = {}
+    if mode == "presigned" and not text:
+        media = _presigned(table, opts, ttl_s)
     for item_id in table.column("item_id").to_pylist():
         data = payloads.get(item_id)
+        if item_id in media:
+            continue
         if data is None:
             continue
         try:
@@ -106,3 +112,18 @@ def with_media(
     uris = table.column("uri").to_pylist()
     column = pa.array([media.get(i, u) for i, u in zip(ids, uris, strict=True)], pa.string())
     return table.append_column(MEDIA_COLUMN, column), MEDIA_COLUMN
+
+
+def _presigned(table: pa.Table, opts: StorageOptions, ttl_s: int) -> dict[str, str]:
+    """item_id -> presigned link, for the items that are S3 objects of their own."""
+    from raylabel.io.presign import presignable, presigned_get
+
+    pairs = [
+        (i, u)
+        for i, u in zip(
+            table.column("item_id").to_pylist(), table.column("uri").to_pylist(), strict=True
+        )
+        if presignable(str(u))
+    ]
+    links = presigned_get([u for _, u in pairs], opts, ttl_s)
+    return {i: links[u] for i, u in pairs}

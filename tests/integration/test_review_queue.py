@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from modelutil import publish_random_model
+from s3server import S3Server, make_bucket, upload_tree
 
 from raylabel.config import load_config
 from raylabel.demo.images import ImageDemoSpec, write_image_demo
@@ -118,3 +119,35 @@ def test_packed_drop_tasks_open_without_the_drop(ray_cluster: None, tmp_path: Pa
             assert "#" in task["data"]["uri"]  # the join key is still the item's uri
     sample = pq.read_table(review / "sample.parquet")
     assert "media" not in sample.column_names  # the Parquet/CSV files stay lean
+
+
+def test_presigned_media_open_s3_items_without_credentials(
+    ray_cluster: None, s3_server: S3Server, tmp_path: Path
+) -> None:
+    """Issue #19 item 1: `review.media=presigned` gives S3 items time-limited links a browser
+    opens without credentials; the link serves the object's own bytes."""
+    import urllib.request
+
+    data = write_image_demo(
+        tmp_path / "data", ImageDemoSpec(1, 12, 32, classes=tuple(CLASSES), n_bad_items=0)
+    )
+    make_bucket(s3_server.endpoint_url, "presign-drop")
+    upload_tree(data.drop_dir, s3_server.endpoint_url, "s3://presign-drop/night-1")
+    publish_random_model(tmp_path, CLASSES)
+    run = label(
+        load_config(
+            [],
+            [f"output.root={tmp_path / 'out'}", "drop.path=s3://presign-drop/night-1",
+             f"storage.endpoint_url={s3_server.endpoint_url}", "review.size=4",
+             "review.uncertain_size=2", "review.media=presigned", "review.presign_ttl_s=600"],
+        )
+    )  # fmt: skip
+    tasks = json.loads((Path(run.run_uri) / "review" / "labelstudio.json").read_text())
+    assert tasks
+    for task in tasks:
+        link = task["data"]["image"]
+        assert link.startswith(s3_server.endpoint_url) and "X-Amz-Expires=600" in link
+        with urllib.request.urlopen(link, timeout=30) as resp:  # no credentials sent
+            served = resp.read()
+        name = task["data"]["uri"].rsplit("/", 1)[1]
+        assert served == (data.drop_dir / name).read_bytes()
