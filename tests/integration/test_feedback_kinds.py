@@ -6,6 +6,7 @@ text), even after the drop is deleted; the card counts them by drop."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shutil
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from s3server import S3Server, make_bucket, upload_tree
 
 from raylabel.config import Config, load_config
 from raylabel.demo.images import ImageDemoSpec, write_image_demo
@@ -132,3 +134,39 @@ def test_inline_text_seed_and_jsonl_drop_reviews_train(ray_cluster: None, tmp_pa
     card = read_card_uri(retrained.model_uri, StorageOptions())
     assert card.training["n_feedback"] == n_reviews
     assert card.training["feedback_by_drop"] == {"tickets": n_reviews}
+
+
+def test_s3_seed_drop_and_output_reviews_train_after_the_drop_is_deleted(
+    ray_cluster: None, s3_server: S3Server, tmp_path: Path
+) -> None:
+    """Everything in object storage: a folder seed and a folder drop on S3, output.root on S3.
+    The kept copies live under s3://.../feedback/<drop>/media/ and train after the drop's
+    objects are deleted."""
+    url = s3_server.endpoint_url
+    make_bucket(url, "fb-kinds")
+    data = write_image_demo(tmp_path / "data", ImageDemoSpec(6, 30, 32, n_bad_items=0))
+    upload_tree(data.seed_dir, url, "s3://fb-kinds/seed")
+    upload_tree(data.drop_dir, url, "s3://fb-kinds/drops/night-1")
+    base = ["output.root=s3://fb-kinds/out", f"storage.endpoint_url={url}", "model.image_size=32",
+            "drop.name=night-1", "review.size=8", "review.uncertain_size=4"]  # fmt: skip
+    seed = ["seed.path=s3://fb-kinds/seed", *FAST]
+    train(load_config([], [*base, *seed]))
+    run = label(load_config([], [*base, "drop.path=s3://fb-kinds/drops/night-1"]))
+    local_run = tmp_path / "run"
+    opts = StorageOptions(endpoint_url=url)
+    from raylabel.io import storage
+
+    storage.download_dir(storage.join(run.run_uri, "review"), local_run / "review", opts)
+    reviews = _truth_csv(data.truth_path, str(local_run), tmp_path / "reviews.csv")
+    n_reviews = len(reviews.read_text().splitlines()) - 1
+    result = evaluate_run(load_config([], [*base, f"review.reviewed={reviews}"]))
+    fb = pq.read_table(io.BytesIO(storage.read_bytes(result.feedback_uri, opts)))
+    kept = fb.column("payload_uri").to_pylist()
+    assert all(u.startswith("s3://fb-kinds/out/feedback/night-1/media/") for u in kept)
+
+    storage.delete_tree("s3://fb-kinds/drops/night-1", opts)
+    assert not storage.exists("s3://fb-kinds/drops/night-1", opts)
+    cfg = load_config([], [*base, *seed])
+    assert _decoded_feedback(cfg) == n_reviews
+    card = read_card_uri(train(cfg).model_uri, opts)
+    assert card.training["feedback_by_drop"] == {"night-1": n_reviews}
