@@ -12,9 +12,9 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from packing import pack_folder
 from s3server import S3Server, make_bucket, upload_tree
 
 from raylabel.config import Config, load_config
@@ -41,16 +41,6 @@ def _truth_csv(truth_path: Path, run_uri: str, out: Path) -> Path:
         *pq.read_table(review / "uncertain.parquet").column("item_id").to_pylist(),
     ]
     out.write_text("item_id,true_label\n" + "".join(f"{i},{truth[i]}\n" for i in ids))
-    return out
-
-
-def _packed(folder: Path, out: Path, labels: dict[str, str] | None = None) -> Path:
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    columns = {"item_id": [f.name for f in files], "bytes": [f.read_bytes() for f in files]}
-    if labels is not None:
-        columns["label"] = [labels[f.name] for f in files]
-    out.mkdir(parents=True)
-    pq.write_table(pa.table(columns), out / "part-0.parquet")
     return out
 
 
@@ -87,8 +77,8 @@ def test_packed_seed_and_drop_reviews_train_after_the_drop_is_gone(
 ) -> None:
     data = write_image_demo(tmp_path / "data", ImageDemoSpec(6, 40, 32, n_bad_items=0))
     seed_labels = {p.name: p.parent.name for p in data.seed_dir.rglob("*") if p.is_file()}
-    seed = _packed(data.seed_dir, tmp_path / "seed", seed_labels)
-    drop = _packed(data.drop_dir, tmp_path / "drop")
+    seed = pack_folder(data.seed_dir, tmp_path / "seed", seed_labels)
+    drop = pack_folder(data.drop_dir, tmp_path / "drop")
     base = [f"output.root={tmp_path / 'out'}", "model.image_size=32", "drop.name=packed",
             "review.size=8", "review.uncertain_size=4"]  # fmt: skip
     train(load_config([], [*base, f"seed.path={seed}", *FAST]))

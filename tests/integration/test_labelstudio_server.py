@@ -12,11 +12,11 @@ import csv
 import json
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from lsserver import LabelStudioServer, annotate
 from modelutil import publish_random_model
+from packing import pack_folder
 
 from raylabel.cli import main
 from raylabel.config import load_config
@@ -118,13 +118,7 @@ def test_packed_and_text_drops_round_trip(ls_env: LabelStudioServer, ray_cluster
     data = write_image_demo(
         tmp_path / "img", ImageDemoSpec(1, 24, 32, classes=tuple(CLASSES), n_bad_items=0)
     )
-    files = sorted(data.drop_dir.iterdir())
-    packed = tmp_path / "packed"
-    packed.mkdir()
-    pq.write_table(
-        pa.table({"item_id": [f.name for f in files], "bytes": [f.read_bytes() for f in files]}),
-        packed / "part-0.parquet",
-    )
+    packed = pack_folder(data.drop_dir, tmp_path / "packed")
     publish_random_model(tmp_path, CLASSES)
     out = tmp_path / "out"
     img = [f"output.root={out}", "drop.name=packed", "review.size=6", "review.uncertain_size=4",

@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from modelutil import publish_random_model
+from packing import pack_folder
 from s3server import S3Server, make_bucket, upload_tree
 
 from raylabel.config import load_config
@@ -86,19 +87,12 @@ def test_packed_drop_tasks_open_without_the_drop(ray_cluster: None, tmp_path: Pa
     import base64
     import io
 
-    import pyarrow as pa
     from PIL import Image
 
     data = write_image_demo(
         tmp_path / "data", ImageDemoSpec(1, 30, 32, classes=tuple(CLASSES), n_bad_items=0)
     )
-    files = sorted(data.drop_dir.iterdir())
-    packed = tmp_path / "packed"
-    packed.mkdir()
-    pq.write_table(
-        pa.table({"item_id": [f.name for f in files], "bytes": [f.read_bytes() for f in files]}),
-        packed / "part-0.parquet",
-    )
+    packed = pack_folder(data.drop_dir, tmp_path / "packed")
     publish_random_model(tmp_path, CLASSES)
     run = label(
         load_config(
