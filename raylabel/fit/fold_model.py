@@ -32,17 +32,14 @@ def fit_model(
     from torch import nn
 
     from raylabel.fit.loop import effective_epochs, lr_factor, weighted_loss
+    from raylabel.fit.optim import make_optimizer
 
     model = task.model.to(device)
     bs = int(config["batch_size"])
     epochs = effective_epochs(
         int(config["epochs"]), n_train, 1, bs, int(config.get("min_steps", 0))
     )
-    opt = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad],
-        lr=float(config["lr"]),
-        weight_decay=float(config["weight_decay"]),
-    )
+    opt = make_optimizer(model, task, config)
     total = max(1, -(-n_train // bs)) * epochs
     warmup = float(config["warmup_fraction"])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup))

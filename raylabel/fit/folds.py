@@ -172,6 +172,7 @@ def loop_config(
         "min_steps": t.min_steps,
         "batch_size": t.batch_size,
         "lr": t.lr,
+        "backbone_lr_scale": t.backbone_lr_scale,
         "weight_decay": t.weight_decay,
         "seed": t.seed,
         "augment": t.augment,

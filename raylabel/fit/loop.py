@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from raylabel.fit.optim import make_optimizer
 from raylabel.models.hf_text import TextTask
 from raylabel.models.image_task import ImageTask
 
@@ -116,11 +117,7 @@ def _setup_worker(config: dict[str, Any]) -> _Worker:
         with resume.as_directory() as ckpt_dir:
             task.restore(task.model, Path(ckpt_dir))
     model = ray.train.torch.prepare_model(task.model)
-    opt = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad],
-        lr=float(config["lr"]),
-        weight_decay=float(config["weight_decay"]),
-    )
+    opt = make_optimizer(model, task, config)
     world = max(1, ctx.get_world_size())
     bs, n_train = int(config["batch_size"]), int(config["n_train"])
     epochs = effective_epochs(int(config["epochs"]), n_train, world, bs, config.get("min_steps", 0))

@@ -74,6 +74,11 @@ class TextTask:
         if config.get("freeze_encoder"):
             freeze_encoder(self.model)
 
+    def is_head(self, name: str) -> bool:
+        """Whether a parameter belongs to the classification head transformers adds on top
+        of the encoder (`classifier`, DistilBERT's `pre_classifier`, decoder models' `score`)."""
+        return name.startswith(("classifier.", "pre_classifier.", "score."))
+
     def batches(self, shard: Any, bs: int, shuffle_seed: int | None) -> Any:
         """Training-loop contract: (inputs, labels) from a shard, each batch padded to its longest
         item; shuffled by `shuffle_seed`, in order when it is None (validation)."""

@@ -113,6 +113,7 @@ class ImageTask:
         from safetensors.torch import load_file
 
         from raylabel.models.image import (
+            HEADS,
             build_image_model,
             freeze_backbone,
             load_pretrained_backbone,
@@ -128,8 +129,13 @@ class ImageTask:
                 print(f"[raylabel] pretrained weights loaded; re-initialised: {skipped}")
         if config.get("freeze_backbone"):
             freeze_backbone(self.model, config["arch"])
+        self.head = "backbone." + HEADS.get(config["arch"], "\0")
         self.cache_bytes = int(config.get("worker_cache_mb", 0)) * 2**20
         self.caches: dict[int, ShardCache] = {}
+
+    def is_head(self, name: str) -> bool:
+        """Whether a parameter is the class head's (`train.backbone_lr_scale` spares it)."""
+        return name.startswith(self.head)
 
     def batches(self, shard: Any, bs: int, shuffle_seed: int | None) -> Any:
         """Training-loop contract: (inputs, labels) with uint8 pixels, plus loss weights when rows

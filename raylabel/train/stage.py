@@ -143,6 +143,7 @@ def train(cfg: Config) -> TrainResult:
         if start is not None:
             card.preprocessing["pretrained"] = start
             card.training["freeze_backbone"] = cfg.model.freeze_backbone
+        card.training["backbone_lr_scale"] = cfg.train.backbone_lr_scale
         if audit_info is not None:
             card.training["audit"] = audit_info
         card.training["n_pseudo_labels"] = chosen.used

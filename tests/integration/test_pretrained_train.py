@@ -86,3 +86,35 @@ def test_a_wrong_pretrained_file_exits_2_before_training(
     assert code == 2 and len(err) == 1
     assert "other.safetensors fills 0% of resnet18's weights" in err[0]
     assert not (tmp_path / "out" / "models").exists()
+
+
+def test_backbone_lr_scale_fine_tunes_the_body_slowly(
+    ray_cluster: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #17 item 4: `train.backbone_lr_scale` through Ray Train: the whole network
+    trains, the pretrained body at a small fraction of the head's learning rate."""
+    import torchvision
+    from torchvision.models import ResNet18_Weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    torch.manual_seed(2)
+    seeded = torchvision.models.resnet18(weights=None).state_dict()
+    cached = tmp_path / "th" / "hub" / "checkpoints" / Path(ResNet18_Weights.DEFAULT.url).name
+    cached.parent.mkdir(parents=True)
+    torch.save(seeded, cached)
+    data = write_image_demo(
+        tmp_path / "data", ImageDemoSpec(8, 4, 32, classes=("circle", "square"), n_bad_items=0)
+    )
+    result = train(
+        load_config(
+            [],
+            [f"output.root={tmp_path / 'out'}", "model.image_size=32", "model.arch=resnet18",
+             f"seed.path={data.seed_dir}", "model.pretrained=torchvision",
+             "train.backbone_lr_scale=0.01", "train.epochs=2", "train.min_steps=0",
+             "train.calibration=holdout", "train.num_workers=1", "qc.min_support=2"],
+        )
+    )  # fmt: skip
+    assert result.card.training["backbone_lr_scale"] == 0.01
+    trained = load_file(str(Path(result.model_uri) / "model.safetensors"))
+    body = (trained["backbone.layer4.1.conv2.weight"] - seeded["layer4.1.conv2.weight"]).abs()
+    assert 0 < float(body.max()) < 1e-3  # it moved (not frozen), at lr x 0.01 per step
