@@ -27,8 +27,12 @@ class ItemError(Exception):
     """One item cannot be used; the message becomes its error row."""
 
 
-def decode_image(data: bytes, size: int, max_pixels: int) -> np.ndarray:
-    """Bytes -> uint8 array (3, size, size), whatever the mode, orientation or bit depth."""
+def decode_image(
+    data: bytes, size: int, max_pixels: int, crop_fraction: float | None = None
+) -> np.ndarray:
+    """Bytes -> uint8 array (3, size, size), whatever the mode, orientation or bit depth.
+    Resized whole, or (`crop_fraction`, a pretrained start's framing) shorter side to
+    size / crop_fraction, then the centre size x size."""
     if not data:
         raise ItemError("zero-byte file")
     try:
@@ -48,7 +52,7 @@ def decode_image(data: bytes, size: int, max_pixels: int) -> np.ndarray:
             img.load()
             img = ImageOps.exif_transpose(img)
             rgb = _to_rgb(img)
-            rgb = rgb.resize((size, size), Image.BILINEAR)
+            rgb = _resize_crop(rgb, size, crop_fraction)
     except ItemError:
         raise
     except Image.DecompressionBombError as exc:
@@ -61,6 +65,18 @@ def decode_image(data: bytes, size: int, max_pixels: int) -> np.ndarray:
         raise ItemError(f"corrupt image: {_one_line(exc)}") from None
     arr = np.asarray(rgb, dtype=np.uint8)
     return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+def _resize_crop(img: Image.Image, size: int, crop_fraction: float | None) -> Image.Image:
+    if crop_fraction is None:
+        return img.resize((size, size), Image.BILINEAR)
+    short = max(size, round(size / crop_fraction))
+    w, h = img.size
+    scale = short / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    img = img.resize((nw, nh), Image.BILINEAR)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return img.crop((left, top, left + size, top + size))
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -97,9 +113,11 @@ class FetchDecode:
         image_size: int,
         max_pixels: int,
         max_bytes: int | None = None,
+        crop_fraction: float | None = None,
     ) -> None:
         self.storage = storage
         self.image_size = image_size
+        self.crop_fraction = crop_fraction
         self.max_pixels = max_pixels
         self.max_bytes = max_bytes
 
@@ -137,7 +155,7 @@ class FetchDecode:
                 stage = "decode"
                 if data is None:
                     raise ItemError("payload is null")
-                pixels[i] = decode_image(data, self.image_size, self.max_pixels)
+                pixels[i] = decode_image(data, self.image_size, self.max_pixels, self.crop_fraction)
             except ItemError as exc:
                 errors[i], stages[i] = str(exc), stage
             except StorageUnavailable:

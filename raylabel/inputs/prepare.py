@@ -14,6 +14,7 @@ from raylabel.inputs.decode import FetchDecode
 from raylabel.inputs.tokenize import TokenizeText
 from raylabel.io.storage import StorageOptions
 from raylabel.models.card import ModelCard
+from raylabel.models.image import crop_fraction as pretrained_crop
 from raylabel.models.registry import Family, family_for, family_of
 
 
@@ -28,12 +29,17 @@ def preprocessor(
     max_pixels: int,
     max_bytes: int,
     tokenizer_json: str | None = None,
+    crop_fraction: float | None = None,
 ) -> Any:
-    """Images are fetched and decoded; text is fetched and tokenized by the family's
-    tokenizer (read from `model_uri`, or given as JSON while it is being learned). Items
-    over `max_bytes` become error rows without being read whole."""
+    """Images are fetched and decoded (framed as a pretrained start was: `crop_fraction`);
+    text is fetched and tokenized by the family's tokenizer (read from `model_uri`, or given
+    as JSON while it is being learned). Items over `max_bytes` become error rows without
+    being read whole."""
     if fam.feature == "pixels":
-        return FetchDecode(opts, image_size, max_pixels=max_pixels, max_bytes=max_bytes)
+        return FetchDecode(
+            opts, image_size, max_pixels=max_pixels, max_bytes=max_bytes,
+            crop_fraction=crop_fraction,
+        )  # fmt: skip
     return TokenizeText(
         model_uri, opts, max_length, arch=arch, tokenizer_json=tokenizer_json, max_bytes=max_bytes
     )
@@ -53,6 +59,11 @@ def for_training(
         max_pixels=cfg.infer.max_pixels,
         max_bytes=cfg.infer.max_item_bytes,
         tokenizer_json=tokenizer_json,
+        crop_fraction=(
+            pretrained_crop(cfg.model.arch, cfg.model.pretrained)
+            if cfg.modality == "image"
+            else None
+        ),
     )
 
 
@@ -70,6 +81,7 @@ def for_card(
         max_length=int(prep.get("max_length", 0)),
         max_pixels=max_pixels,
         max_bytes=max_bytes,
+        crop_fraction=prep.get("crop_fraction"),
     )
 
 

@@ -68,6 +68,28 @@ class ImageClassifier(nn.Module):
         return self.backbone(x)
 
 
+def crop_fraction(arch: str, pretrained: str | None) -> float | None:
+    """The centre-crop share of a torchvision start's own eval transforms (224 of 256 for
+    ImageNet weights), so a fine-tuned model sees images framed as in pretraining; None for
+    every other start (images are resized whole)."""
+    if not pretrained or pretrained.split(":", 1)[0] != "torchvision":
+        return None
+    from torchvision.models import get_model_weights
+
+    try:
+        enum = get_model_weights(arch)
+        name = pretrained.split(":", 1)[1] if ":" in pretrained else "DEFAULT"
+        name = name.split(".", 1)[1] if name.startswith(enum.__name__ + ".") else name
+        weights = enum.DEFAULT if name == "DEFAULT" else enum[name]
+    except (KeyError, ValueError):
+        return None  # the pretrained loader names the bad weights
+    t = weights.transforms()
+    crop, resize = getattr(t, "crop_size", None), getattr(t, "resize_size", None)
+    if not crop or not resize:
+        return None
+    return float(crop[0]) / float(resize[0])
+
+
 def build_image_model(arch: str, num_classes: int, dropout: float = 0.2) -> ImageClassifier:
     """Random-init architecture by name (pretrained weights are loaded separately)."""
     if arch == "small_cnn":

@@ -79,13 +79,20 @@ def _load_rnn(model_dir: Path, card: ModelCard) -> Any:
 
 
 def _image_preprocessing(cfg: Any) -> dict[str, Any]:
-    return {
+    from raylabel.models.image import crop_fraction
+
+    prep: dict[str, Any] = {
         "image_size": cfg.model.image_size,
         "mode": "RGB",
         "resize": "bilinear",
         "input": "uint8 NCHW",
         "normalize": "imagenet mean/std inside the model",
     }
+    fraction = crop_fraction(cfg.model.arch, cfg.model.pretrained)
+    if fraction is not None:  # the weights' own framing: shorter side, then a centre crop
+        prep["resize"] = "bilinear, shorter side to image_size / crop_fraction, centre crop"
+        prep["crop_fraction"] = fraction
+    return prep
 
 
 def _hf_preprocessing(cfg: Any) -> dict[str, Any]:

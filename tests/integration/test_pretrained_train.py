@@ -52,6 +52,8 @@ def test_train_from_torchvision_weights_offline_then_label(
     start = result.card.preprocessing["pretrained"]
     assert start["source"] == "torchvision:ResNet18_Weights.IMAGENET1K_V1"
     assert start["matched_share"] == 1.0 and start["transforms"]["mean"]
+    # framed as the weights' own transforms (shorter side, centre 224/256): labeling repeats it
+    assert result.card.preprocessing["crop_fraction"] == 224 / 256
     trained = load_file(str(Path(result.model_uri) / "model.safetensors"))
     # training really started from the cached weights, and only the head moved
     for key in ("conv1.weight", "layer1.0.conv1.weight", "layer4.1.conv2.weight"):

@@ -295,7 +295,7 @@ def test_fetch_decode_without_optional_columns_and_empty_batch() -> None:
 def test_fetch_decode_unexpected_exception_becomes_one_line_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def boom(data: bytes, size: int, max_pixels: int) -> np.ndarray:
+    def boom(data: bytes, size: int, max_pixels: int, crop: float | None) -> np.ndarray:
         raise RuntimeError("line one\nline two")
 
     monkeypatch.setattr("raylabel.inputs.decode.decode_image", boom)
@@ -312,3 +312,25 @@ def test_fetch_decode_does_not_start_ray() -> None:
     batch = pa.table({"item_id": ["x"], "uri": ["u"], "bytes": [_good_png((1, 1, 1))]})
     FetchDecode(StorageOptions(), S, LIMIT)(batch)
     assert ray.is_initialized() == was_running
+
+
+def test_pretrained_framing_resizes_the_shorter_side_then_crops_the_centre() -> None:
+    """Issue #17 item 1: a torchvision start's images are framed as its weights' transforms
+    frame them (ImageNet: shorter side to 256, centre 224), so the wide borders of a 2:1
+    image are cut off instead of squashed in."""
+    from raylabel.models.image import crop_fraction
+
+    wide = np.zeros((100, 200, 3), np.uint8)
+    wide[:, :50] = (0, 0, 255)  # blue borders left and right
+    wide[:, 150:] = (0, 0, 255)
+    wide[:, 50:150] = (255, 0, 0)  # a red square in the middle
+    buf = io.BytesIO()
+    Image.fromarray(wide).save(buf, format="PNG")
+    fraction = crop_fraction("resnet18", "torchvision")
+    assert fraction == 224 / 256
+    framed = decode_image(buf.getvalue(), 32, 10**8, fraction)
+    squashed = decode_image(buf.getvalue(), 32, 10**8)
+    assert framed.shape == squashed.shape == (3, 32, 32)
+    assert framed[2].max() == 0 and framed[0].min() == 255  # only the red centre is left
+    assert squashed[2].max() == 255  # the whole image, borders squashed in
+    assert crop_fraction("small_cnn", None) is None and crop_fraction("resnet18", "/w.st") is None
