@@ -80,12 +80,14 @@ class ModelConfig:
     arch: str = setting(
         "small_cnn",
         f"the architecture; images: {' | '.join(IMAGE_ARCHS)} (random init unless "
-        f"model.pretrained); text: {' | '.join(TEXT_ARCHS)} (hf: a pretrained transformers "
+        "model.pretrained) | hf (a transformers image classifier: ViT, ConvNeXt, ResNet, "
+        f"DINOv2, ...); text: {' | '.join(TEXT_ARCHS)} (hf: a pretrained transformers "
         "encoder; rnn: nothing pretrained)",
     )
     image_size: int = setting(
         64,
-        "images are resized to this square size in pixels; larger sees finer detail and costs more",
+        "images are resized to this square size in pixels; larger sees finer detail and costs "
+        "more (model.arch=hf uses its processor's size)",
     )
     pretrained: str | None = setting(
         None,
@@ -93,7 +95,8 @@ class ModelConfig:
         "TORCH_HOME honoured), torchvision:<WEIGHTS> (e.g. ResNet18_Weights.IMAGENET1K_V1), or "
         "a .safetensors state dict (local or s3://; torchvision names or a raylabel "
         "model.safetensors); the class head is re-initialised and a file matching under 90% "
-        "of the body stops the run; text: a transformers model directory, required for hf",
+        "of the body stops the run; hf images and text: a transformers model directory (local "
+        "or s3://; images with their preprocessor_config.json), required for hf",
     )
     max_length: int = setting(
         128,
@@ -113,8 +116,13 @@ class ModelConfig:
 
     def check(self, modality: str) -> None:
         """Refuse a bad value of this section before any work starts (one line, the key)."""
-        allowed = IMAGE_ARCHS if modality == "image" else TEXT_ARCHS
+        allowed = (*IMAGE_ARCHS, "hf") if modality == "image" else TEXT_ARCHS
         one_of("model.arch", self.arch, allowed)
+        if modality == "image" and self.arch == "hf" and not self.pretrained:
+            raise ConfigError(
+                "model.pretrained: required for model.arch=hf (a transformers image model "
+                "directory, saved with save_pretrained, with its preprocessor_config.json)"
+            )
         at_least("model.image_size", self.image_size, 16)
         at_least("model.max_length", self.max_length, 8)
         in_range("model.dropout", self.dropout, 0.0, 1.0, hi_open=True)

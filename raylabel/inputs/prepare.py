@@ -48,13 +48,18 @@ def preprocessor(
 def for_training(
     cfg: Config, opts: StorageOptions, model_uri: str, tokenizer_json: str | None = None
 ) -> Any:
-    """The seed's preprocessing, from the config being trained."""
+    """The seed's preprocessing, from the config being trained (a transformers image model
+    is fed at its processor's size)."""
+    fam = family_for(cfg.modality, cfg.model.arch)
+    size = cfg.model.image_size
+    if fam.feature == "pixels" and fam.pretrained == "directory":
+        size = int(fam.card_preprocessing(cfg)["image_size"])
     return preprocessor(
-        family_for(cfg.modality, cfg.model.arch),
+        fam,
         opts,
         model_uri=model_uri,
         arch=cfg.model.arch,
-        image_size=cfg.model.image_size,
+        image_size=size,
         max_length=cfg.model.max_length,
         max_pixels=cfg.infer.max_pixels,
         max_bytes=cfg.infer.max_item_bytes,

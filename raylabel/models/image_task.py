@@ -119,8 +119,7 @@ class ImageTask:
             load_pretrained_backbone,
         )
 
-        self.augment = config["augment"]
-        self.gen = torch.Generator().manual_seed(int(config["seed"]) * 1000 + rank)
+        self.init_batches(config, rank)
         self.model = build_image_model(config["arch"], config["num_classes"], config["dropout"])
         if config.get("pretrained"):
             arch = config["arch"]
@@ -130,6 +129,12 @@ class ImageTask:
         if config.get("freeze_backbone"):
             freeze_backbone(self.model, config["arch"])
         self.head = "backbone." + HEADS.get(config["arch"], "\0")
+
+    def init_batches(self, config: dict[str, Any], rank: int) -> None:
+        """What batches and augmentation need, whatever builds the model (torchvision's
+        architectures here, transformers' in hf_image)."""
+        self.augment = config["augment"]
+        self.gen = torch.Generator().manual_seed(int(config["seed"]) * 1000 + rank)
         self.cache_bytes = int(config.get("worker_cache_mb", 0)) * 2**20
         self.caches: dict[int, ShardCache] = {}
 

@@ -54,6 +54,12 @@ def _hf_task(config: dict[str, Any], rank: int) -> Any:
     return TextTask(config, rank)
 
 
+def _hf_image_task(config: dict[str, Any], rank: int) -> Any:
+    from raylabel.models.hf_image import HfImageTask
+
+    return HfImageTask(config, rank)
+
+
 def _rnn_task(config: dict[str, Any], rank: int) -> Any:
     from raylabel.models.rnn import RnnTextTask
 
@@ -70,6 +76,12 @@ def _load_hf(model_dir: Path, card: ModelCard) -> Any:
     from raylabel.models.hf_text import load_text_model
 
     return load_text_model(model_dir, card)
+
+
+def _load_hf_image(model_dir: Path, card: ModelCard) -> Any:
+    from raylabel.models.hf_image import load_hf_image_model
+
+    return load_hf_image_model(model_dir, card)
 
 
 def _load_rnn(model_dir: Path, card: ModelCard) -> Any:
@@ -93,6 +105,30 @@ def _image_preprocessing(cfg: Any) -> dict[str, Any]:
         prep["resize"] = "bilinear, shorter side to image_size / crop_fraction, centre crop"
         prep["crop_fraction"] = fraction
     return prep
+
+
+def _hf_image_preprocessing(cfg: Any) -> dict[str, Any]:
+    """The processor's size, mean and std, read from the pretrained directory (local or
+    S3): labeling repeats them from the card."""
+    from raylabel.io import storage
+    from raylabel.io.storage import StorageOptions
+    from raylabel.models.hf_image import PROCESSOR_FILE, processor_settings
+
+    st = cfg.storage
+    opts = StorageOptions(st.endpoint_url, st.region, st.retries, st.connect_timeout_s)
+    uri = storage.join(cfg.model.pretrained, PROCESSOR_FILE)
+    try:
+        settings = processor_settings(storage.read_json(uri, opts))
+    except ValueError as exc:
+        raise ConfigError(f"model.pretrained: {exc}") from None
+    return {
+        **settings,
+        "mode": "RGB",
+        "resize": "bilinear",
+        "input": "uint8 NCHW",
+        "normalize": "the processor's mean/std inside the model",
+        "base_model": cfg.model.pretrained,
+    }
 
 
 def _hf_preprocessing(cfg: Any) -> dict[str, Any]:
@@ -202,6 +238,23 @@ IMAGE = Family(
     embeddings=_image_embeddings,
     check_model_dir=_nothing_to_check,
 )
+HF_IMAGE = Family(
+    name="hf_image",
+    modality="image",
+    archs=("hf",),
+    feature="pixels",
+    pretrained="directory",
+    learns_tokenizer=False,
+    supports_audit=True,
+    make_task=_hf_image_task,
+    load=_load_hf_image,
+    card_preprocessing=_hf_image_preprocessing,
+    tokenizer=_no_tokenizer,
+    write_model_dir=_copy_write("hf"),
+    logits=_image_logits,
+    embeddings=_image_embeddings,
+    check_model_dir=_nothing_to_check,
+)
 HF_TEXT = Family(
     name="hf",
     modality="text",
@@ -236,7 +289,7 @@ RNN_TEXT = Family(
     embeddings=_text_embeddings,
     check_model_dir=_rnn_check,
 )
-FAMILIES: tuple[Family, ...] = (IMAGE, HF_TEXT, RNN_TEXT)
+FAMILIES: tuple[Family, ...] = (IMAGE, HF_IMAGE, HF_TEXT, RNN_TEXT)
 
 
 def family_for(modality: str, arch: str) -> Family:
