@@ -103,7 +103,7 @@ def train(cfg: Config) -> TrainResult:
         )
     plan = sources.plan_seed(cfg)
     assert plan.listing is not None
-    feedback = _add_feedback(cfg, plan, opts)
+    feedback = add_feedback(cfg, plan, opts)
     classes = plan.classes()
     if len(classes) < 2:
         raise InputError(f"seed.path: need at least 2 classes, found {classes} in {plan.uri}")
@@ -174,7 +174,7 @@ def write_model_dir(
     )
 
 
-def _add_feedback(
+def add_feedback(
     cfg: Config, plan: sources.SourcePlan, opts: storage.StorageOptions
 ) -> pa.Table | None:
     """Reviewed items from earlier runs join the seed set (the review loop closes here),

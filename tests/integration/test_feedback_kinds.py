@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from modelutil import publish_random_model
 from packing import pack_folder
 from s3server import S3Server, make_bucket, upload_tree
 
@@ -48,11 +49,11 @@ def _decoded_feedback(cfg: Config) -> int:
     """How many feedback rows the training data pipeline decodes without an error."""
     from raylabel.fit.data import preprocessor, seed_rows_dataset
     from raylabel.inputs import sources
-    from raylabel.train.stage import _add_feedback
+    from raylabel.train.stage import add_feedback
 
     opts = sources.storage_options(cfg)
     plan = sources.plan_seed(cfg)
-    assert _add_feedback(cfg, plan, opts) is not None and plan.listing is not None
+    assert add_feedback(cfg, plan, opts) is not None and plan.listing is not None
     index = {c: i for i, c in enumerate(plan.classes())}
     rows = np.arange(plan.listing.num_rows)
     decode = preprocessor(cfg, opts, "")
@@ -81,7 +82,7 @@ def test_packed_seed_and_drop_reviews_train_after_the_drop_is_gone(
     drop = pack_folder(data.drop_dir, tmp_path / "drop")
     base = [f"output.root={tmp_path / 'out'}", "model.image_size=32", "drop.name=packed",
             "review.size=8", "review.uncertain_size=4"]  # fmt: skip
-    train(load_config([], [*base, f"seed.path={seed}", *FAST]))
+    publish_random_model(tmp_path, sorted(set(seed_labels.values())))  # labels tonight's drop
     run = label(load_config([], [*base, f"drop.path={drop}"]))
     kept = pq.read_table(Path(run.run_uri) / "review" / "payloads.parquet")
     reviews = _truth_csv(data.truth_path, run.run_uri, tmp_path / "reviews.csv")
@@ -140,10 +141,11 @@ def test_s3_seed_drop_and_output_reviews_train_after_the_drop_is_deleted(
     base = ["output.root=s3://fb-kinds/out", f"storage.endpoint_url={url}", "model.image_size=32",
             "drop.name=night-1", "review.size=8", "review.uncertain_size=4"]  # fmt: skip
     seed = ["seed.path=s3://fb-kinds/seed", *FAST]
-    train(load_config([], [*base, *seed]))
+    classes = sorted(p.name for p in data.seed_dir.iterdir() if p.is_dir())
+    opts = StorageOptions(endpoint_url=url)
+    publish_random_model(tmp_path, classes, out="s3://fb-kinds/out", opts=opts)
     run = label(load_config([], [*base, "drop.path=s3://fb-kinds/drops/night-1"]))
     local_run = tmp_path / "run"
-    opts = StorageOptions(endpoint_url=url)
     from raylabel.io import storage
 
     storage.download_dir(storage.join(run.run_uri, "review"), local_run / "review", opts)

@@ -65,6 +65,8 @@ def test_hf_image_model_trains_and_labels(
     assert (model_dir / "preprocessor_config.json").is_file()
     assert not list(model_dir.glob("*.bin"))  # safetensors only
 
+    if size != 32:
+        return  # one architecture labels too (the label path is the image family's)
     run = label(load_config([], [*common, f"drop.path={data.drop_dir}", "review.size=4"]))
     labeled = pq.read_table(Path(run.run_uri) / "labels")
     errors = pq.read_table(Path(run.run_uri) / "errors").num_rows
