@@ -89,6 +89,27 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def checked_weights(model_dir: Path, card: ModelCard) -> Path:
+    """The model directory's weights file, refused when missing or when its sha256 is not
+    the one the card recorded (swapped or corrupt weights never load)."""
+    weights = model_dir / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ModelLoadError(f"{model_dir}: no {WEIGHTS_FILE}")
+    if card.weights_sha256 and sha256_file(weights) != card.weights_sha256:
+        raise ModelLoadError(f"{weights}: sha256 does not match the model card")
+    return weights
+
+
+def check_label_map(model_dir: Path, config: Any, card: ModelCard) -> None:
+    """A transformers model's label map must be the card's classes, in the card's order."""
+    labels = [config.id2label[i] for i in range(config.num_labels)]
+    if labels != list(card.classes):
+        raise ModelLoadError(
+            f"{model_dir}: weights do not match the model card (model labels {labels}, "
+            f"card classes {card.classes})"
+        )
+
+
 def save_model_dir(model: nn.Module, card: ModelCard, out_dir: Path) -> ModelCard:
     """Write weights (safetensors) and the card; the card records the weights' hash."""
     out_dir.mkdir(parents=True, exist_ok=True)

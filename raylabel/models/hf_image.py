@@ -17,7 +17,13 @@ import torch
 from torch import nn
 
 from raylabel.errors import ModelLoadError
-from raylabel.models.card import WEIGHTS_FILE, ModelCard, refuse_pickles, sha256_file
+from raylabel.models.card import (
+    WEIGHTS_FILE,
+    ModelCard,
+    check_label_map,
+    checked_weights,
+    refuse_pickles,
+)
 from raylabel.models.image_task import ImageTask
 
 PROCESSOR_FILE = "preprocessor_config.json"
@@ -119,23 +125,14 @@ def load_hf_image_model(model_dir: Path, card: ModelCard) -> nn.Module:
     """A published model: safetensors only, its label map the card's classes in order."""
     from transformers import AutoModelForImageClassification
 
-    weights = model_dir / WEIGHTS_FILE
-    if not weights.is_file():
-        raise ModelLoadError(f"{model_dir}: no {WEIGHTS_FILE}")
-    if card.weights_sha256 and sha256_file(weights) != card.weights_sha256:
-        raise ModelLoadError(f"{weights}: sha256 does not match the model card")
+    checked_weights(model_dir, card)
     try:
         hf = AutoModelForImageClassification.from_pretrained(
             str(model_dir), local_files_only=True, use_safetensors=True
         )
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"{model_dir}: cannot load the model ({exc})") from None
-    labels = [hf.config.id2label[i] for i in range(hf.config.num_labels)]
-    if labels != list(card.classes):
-        raise ModelLoadError(
-            f"{model_dir}: weights do not match the model card (model labels {labels}, "
-            f"card classes {card.classes})"
-        )
+    check_label_map(model_dir, hf.config, card)
     prep = card.preprocessing
     model = HfImageClassifier(hf, prep["mean"], prep["std"])
     model.eval()

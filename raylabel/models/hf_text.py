@@ -17,7 +17,7 @@ from torch import nn
 
 from raylabel.errors import ModelLoadError
 from raylabel.models.batches import text_batches, text_inputs
-from raylabel.models.card import WEIGHTS_FILE, ModelCard, refuse_pickles, sha256_file
+from raylabel.models.card import ModelCard, check_label_map, checked_weights, refuse_pickles
 
 _TOKENIZERS: dict[str, Any] = {}
 
@@ -113,11 +113,7 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer.model", "vocab.json
 def load_text_model(model_dir: Path, card: ModelCard) -> nn.Module:
     """A transformers classifier saved with save_pretrained; safetensors only, and its
     label map must be the card's classes in the same order."""
-    weights = model_dir / WEIGHTS_FILE
-    if not weights.is_file():
-        raise ModelLoadError(f"{model_dir}: no {WEIGHTS_FILE}")
-    if card.weights_sha256 and sha256_file(weights) != card.weights_sha256:
-        raise ModelLoadError(f"{weights}: sha256 does not match the model card")
+    checked_weights(model_dir, card)
     if not any((model_dir / f).is_file() for f in TOKENIZER_FILES):
         raise ModelLoadError(
             f"{model_dir}: no tokenizer ({' / '.join(TOKENIZER_FILES)}); a text model "
@@ -131,12 +127,7 @@ def load_text_model(model_dir: Path, card: ModelCard) -> nn.Module:
         )
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"{model_dir}: cannot load the model ({_first(exc)})") from None
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    if labels != list(card.classes):
-        raise ModelLoadError(
-            f"{model_dir}: weights do not match the model card (model labels {labels}, "
-            f"card classes {card.classes})"
-        )
+    check_label_map(model_dir, model.config, card)
     model.eval()
     return model
 

@@ -167,13 +167,9 @@ def load_image_model(model_dir: Path, card: Any) -> nn.Module:
     from safetensors.torch import load_file
 
     from raylabel.errors import ModelLoadError
-    from raylabel.models.card import WEIGHTS_FILE, sha256_file
+    from raylabel.models.card import checked_weights
 
-    weights = model_dir / WEIGHTS_FILE
-    if not weights.is_file():
-        raise ModelLoadError(f"{model_dir}: no {WEIGHTS_FILE}")
-    if card.weights_sha256 and sha256_file(weights) != card.weights_sha256:
-        raise ModelLoadError(f"{weights}: sha256 does not match the model card")
+    weights = checked_weights(model_dir, card)
     if card.modality != "image":
         raise ModelLoadError(f"{model_dir}: modality {card.modality!r} is not supported")
     model = build_image_model(card.arch, len(card.classes))

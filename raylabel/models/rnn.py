@@ -214,13 +214,9 @@ def load_rnn_model(model_dir: Path, card: Any) -> nn.Module:
 
     from raylabel.errors import ModelLoadError
     from raylabel.models import subword
-    from raylabel.models.card import WEIGHTS_FILE, sha256_file
+    from raylabel.models.card import checked_weights
 
-    weights = model_dir / WEIGHTS_FILE
-    if not weights.is_file():
-        raise ModelLoadError(f"{model_dir}: no {WEIGHTS_FILE}")
-    if card.weights_sha256 and sha256_file(weights) != card.weights_sha256:
-        raise ModelLoadError(f"{weights}: sha256 does not match the model card")
+    weights = checked_weights(model_dir, card)
     tok = subword.load(model_dir)
     settings = card.preprocessing.get("rnn")
     if not isinstance(settings, dict):

@@ -20,18 +20,27 @@ from raylabel.train import train
 pytestmark = pytest.mark.slow
 
 
-def test_train_from_torchvision_weights_offline_then_label(
-    ray_cluster: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _seed_hub_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> dict[str, torch.Tensor]:
+    """A generated resnet18 state dict where torchvision looks for its DEFAULT weights
+    (TORCH_HOME's hub cache, the official file name): offline, as a cluster without network."""
     import torchvision
     from torchvision.models import ResNet18_Weights
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
-    torch.manual_seed(1)
+    torch.manual_seed(seed)
     seeded = torchvision.models.resnet18(weights=None).state_dict()
     cached = tmp_path / "th" / "hub" / "checkpoints" / Path(ResNet18_Weights.DEFAULT.url).name
     cached.parent.mkdir(parents=True)
     torch.save(seeded, cached)
+    return seeded
+
+
+def test_train_from_torchvision_weights_offline_then_label(
+    ray_cluster: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded = _seed_hub_cache(tmp_path, monkeypatch, seed=1)
     spec = ImageDemoSpec(8, 20, 32, classes=("circle", "square"), n_bad_items=1)
     data = write_image_demo(tmp_path / "data", spec)
     common = [f"output.root={tmp_path / 'out'}", "model.image_size=32", "model.arch=resnet18"]
@@ -95,15 +104,7 @@ def test_backbone_lr_scale_fine_tunes_the_body_slowly(
 ) -> None:
     """Issue #17 item 4: `train.backbone_lr_scale` through Ray Train: the whole network
     trains, the pretrained body at a small fraction of the head's learning rate."""
-    import torchvision
-    from torchvision.models import ResNet18_Weights
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
-    torch.manual_seed(2)
-    seeded = torchvision.models.resnet18(weights=None).state_dict()
-    cached = tmp_path / "th" / "hub" / "checkpoints" / Path(ResNet18_Weights.DEFAULT.url).name
-    cached.parent.mkdir(parents=True)
-    torch.save(seeded, cached)
+    seeded = _seed_hub_cache(tmp_path, monkeypatch, seed=2)
     data = write_image_demo(
         tmp_path / "data", ImageDemoSpec(8, 4, 32, classes=("circle", "square"), n_bad_items=0)
     )
