@@ -71,13 +71,7 @@ class SourcePlan:
 def storage_options(cfg: Config) -> StorageOptions:
     """The `storage` section as the one small value every reader, writer and Ray task carries to
     reach object storage (credentials stay in the environment)."""
-    s = cfg.storage
-    return StorageOptions(
-        endpoint_url=s.endpoint_url,
-        region=s.region,
-        retries=s.retries,
-        connect_timeout_s=s.connect_timeout_s,
-    )
+    return storage.options_for(cfg.storage)
 
 
 def drop_name(cfg: Config) -> str:

@@ -63,6 +63,17 @@ class StorageOptions:
 # --------------------------------------------------------------------------------------------
 
 
+def options_for(section: Any) -> StorageOptions:
+    """The config's `storage` section as the one small value every reader, writer and Ray
+    task carries to reach object storage (credentials stay in the environment)."""
+    return StorageOptions(
+        endpoint_url=section.endpoint_url,
+        region=section.region,
+        retries=section.retries,
+        connect_timeout_s=section.connect_timeout_s,
+    )
+
+
 def _scheme(uri: str) -> str:
     """Lower-cased scheme of a "scheme://..." URI, or "" for a plain path."""
     head, sep, _ = uri.partition("://")

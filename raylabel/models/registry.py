@@ -111,11 +111,9 @@ def _hf_image_preprocessing(cfg: Any) -> dict[str, Any]:
     """The processor's size, mean and std, read from the pretrained directory (local or
     S3): labeling repeats them from the card."""
     from raylabel.io import storage
-    from raylabel.io.storage import StorageOptions
     from raylabel.models.hf_image import PROCESSOR_FILE, processor_settings
 
-    st = cfg.storage
-    opts = StorageOptions(st.endpoint_url, st.region, st.retries, st.connect_timeout_s)
+    opts = storage.options_for(cfg.storage)
     uri = storage.join(cfg.model.pretrained, PROCESSOR_FILE)
     try:
         settings = processor_settings(storage.read_json(uri, opts))

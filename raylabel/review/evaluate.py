@@ -19,7 +19,7 @@ from raylabel.io.storage import StorageOptions
 from raylabel.report import render_html
 from raylabel.review import labelstudio
 from raylabel.review.push import pull_reviews
-from raylabel.review.redraw import sample_dir
+from raylabel.review.redraw import review_files, sample_dir
 from raylabel.review.runs import run_context
 from raylabel.stats.estimate import calibration_flags, estimate_from_reviews
 
@@ -33,15 +33,13 @@ def _read_sample(folder: str, opts: StorageOptions) -> pa.Table:
     return pq.read_table(pa.BufferReader(storage.read_bytes(uri, opts)))
 
 
-def _read_queue(folder: str, run: RunLayout, opts: StorageOptions, sampled: set[str]) -> pa.Table:
+def _read_queue(run: RunLayout, opts: StorageOptions, sampled: set[str]) -> pa.Table:
     """The uncertain queue reviewers were sent with the sample (items also in the sample
     count as sample items); empty when the run has none."""
-    for base in (folder, run.review_dir):
-        uri = storage.join(base, "uncertain.parquet")
-        if storage.exists(uri, opts):
-            q = pq.read_table(pa.BufferReader(storage.read_bytes(uri, opts)))
-            ids = q.column("item_id").to_pylist()
-            return q.filter(pa.array([i not in sampled for i in ids], pa.bool_()))
+    for uri in review_files(run, "uncertain.parquet", opts)[:1]:
+        q = pq.read_table(pa.BufferReader(storage.read_bytes(uri, opts)))
+        ids = q.column("item_id").to_pylist()
+        return q.filter(pa.array([i not in sampled for i in ids], pa.bool_()))
     return pa.table({"item_id": pa.array([], pa.string()), "uri": pa.array([], pa.string())})
 
 
@@ -99,7 +97,7 @@ def evaluate_run(cfg: Config) -> EvaluateResult:
     paths = [name for _, name in sources_]
     sample_from = sample_dir(run, opts)
     sample = _read_sample(sample_from, opts)
-    queue = _read_queue(sample_from, run, opts, set(sample.column("item_id").to_pylist()))
+    queue = _read_queue(run, opts, set(sample.column("item_id").to_pylist()))
     try:
         merged = labelstudio.merge_reviews(
             [labelstudio.parse_reviews(data, name=name) for data, name in sources_]
@@ -249,10 +247,7 @@ def _store_payloads(cfg: Config, run: RunLayout, ids: list[str], opts: StorageOp
     wanted = set(ids)
     uris: dict[str, str] = {}
     media = storage.join(cfg.output.root, "feedback", run.drop, "media")
-    for folder in dict.fromkeys((sample_dir(run, opts), run.review_dir)):
-        uri = storage.join(folder, "payloads.parquet")
-        if not storage.exists(uri, opts):
-            continue
+    for uri in review_files(run, "payloads.parquet", opts):
         t = pq.read_table(pa.BufferReader(storage.read_bytes(uri, opts)))
         for item_id, data in zip(
             t.column("item_id").to_pylist(), t.column("payload").to_pylist(), strict=True

@@ -19,7 +19,7 @@ from raylabel.io import storage
 from raylabel.io.layout import RunLayout
 from raylabel.io.storage import StorageOptions
 from raylabel.review.ls_api import LabelStudioClient, api_key_from_env
-from raylabel.review.redraw import sample_dir
+from raylabel.review.redraw import review_files, sample_dir
 from raylabel.review.runs import run_context
 
 #: the review files a push sends, and the list name each task records
@@ -79,7 +79,7 @@ def push_review(cfg: Config) -> PushResult:
     sent: dict[str, int] = {}
     already = 0
     for name, review_list in TASK_FILES:
-        for task in _read_tasks(folder, run, name, opts):
+        for task in _read_tasks(run, name, opts):
             task["data"].update(run_id=run.run_id, review=review_list)
             if _key(task["data"]) in present:
                 already += 1
@@ -95,13 +95,11 @@ def _key(data: dict[str, Any]) -> tuple[str, str]:
     return str(data.get("run_id", "")), str(data.get("item_id", ""))
 
 
-def _read_tasks(folder: str, run: RunLayout, name: str, opts: StorageOptions) -> list[dict]:
-    """One tasks file of the current sample folder (the queue may live in the run's own)."""
-    for base in dict.fromkeys((folder, run.review_dir)):
-        uri = storage.join(base, name)
-        if storage.exists(uri, opts):
-            tasks = json.loads(storage.read_bytes(uri, opts))
-            return [t for t in tasks if isinstance(t, dict) and isinstance(t.get("data"), dict)]
+def _read_tasks(run: RunLayout, name: str, opts: StorageOptions) -> list[dict]:
+    """One tasks file of the current sample (the queue may live in the run's own folder)."""
+    for uri in review_files(run, name, opts)[:1]:
+        tasks = json.loads(storage.read_bytes(uri, opts))
+        return [t for t in tasks if isinstance(t, dict) and isinstance(t.get("data"), dict)]
     return []
 
 

@@ -64,3 +64,11 @@ def sample_dir(run: RunLayout, opts: Any) -> str:
     run's own."""
     newest = layout.latest_revision(run, REDRAWS, opts)
     return storage.join(newest, "review") if newest else run.review_dir
+
+
+def review_files(run: RunLayout, name: str, opts: Any) -> list[str]:
+    """The existing copies of one review file, newest first: the current sample's folder
+    (a redraw's), then the run's own (which alone holds the queue a redraw left as it was)."""
+    folders = dict.fromkeys((sample_dir(run, opts), run.review_dir))
+    uris = [storage.join(f, name) for f in folders]
+    return [u for u in uris if storage.exists(u, opts)]
