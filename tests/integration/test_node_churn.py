@@ -34,16 +34,17 @@ def test_node_removed_and_readded_during_labeling(tmp_path: Path) -> None:
     expected = drop_ids(data.drop_dir)
     publish_random_model(tmp_path, CLASSES)
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    outcome_file = tmp_path / "outcome.json"
     script = Path(__file__).resolve().parents[1] / "support" / "node_churn.py"
     proc = subprocess.run(
-        [sys.executable, str(script), str(data.drop_dir), str(tmp_path / "out")],
+        [sys.executable, str(script), str(data.drop_dir), str(tmp_path / "out"), str(outcome_file)],
         env=env,
         capture_output=True,
         text=True,
         timeout=420,
     )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    outcome = json.loads(proc.stdout.strip().splitlines()[-1])
+    outcome = json.loads(outcome_file.read_text()) if outcome_file.exists() else {}
+    assert proc.returncode == 0, f"{outcome.get('error')}\n{proc.stderr[-4000:]}"
     assert outcome.get("removed_at") and outcome.get("readded_at"), "the node was never removed"
     runs = tmp_path / "out" / "runs" / "churn"
     run_id = layout.latest_run(str(tmp_path / "out"), "churn", StorageOptions())

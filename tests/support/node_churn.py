@@ -1,10 +1,11 @@
 """Run by tests/test_node_churn.py in its own process (one Ray cluster per process): label a
 drop on a two-node `ray.cluster_utils.Cluster`, remove the worker node without warning once
-output starts to appear, add a node back, and print what the label stage did. Ray Data 2.60
-gives up on an inference actor lost with its node, so the stage's own answer is a fresh
-attempt into a new run id (`infer.pipeline_attempts`): the lost attempt never commits.
+output starts to appear, add a node back, and write what the label stage did to OUTCOME_JSON
+(a file: raylet warnings reach this process's stdout at any time). Ray Data 2.60 gives up
+on an inference actor lost with its node, so the stage's own answer is a fresh attempt into
+a new run id (`infer.pipeline_attempts`): the lost attempt never commits.
 
-usage: python node_churn.py DROP_DIR OUTPUT_ROOT
+usage: python node_churn.py DROP_DIR OUTPUT_ROOT OUTCOME_JSON
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 STORE = 150 * 2**20  # object store per node: small, several clusters share the machine
 
 
-def main(drop: str, out: str) -> None:
+def main(drop: str, out: str, outcome_file: str) -> None:
     import ray
     from faults import small_blocks, wait_for_output
     from ray.cluster_utils import Cluster
@@ -77,15 +78,15 @@ def main(drop: str, out: str) -> None:
     labeling.join(timeout=360)
     if "result" not in outcome:
         events["error"] = str(outcome.get("error", "label stage still running after 360 s"))
-        print(json.dumps(events), flush=True)
+        Path(outcome_file).write_text(json.dumps(events))
         sys.exit(1)
     result = outcome["result"]
     events["lost_attempts"] = result.summary.get("lost_attempts", [])
     events["committed"] = layout.latest_run(out, "churn", StorageOptions())
-    print(json.dumps({"run_id": result.run_id, **events}), flush=True)
+    Path(outcome_file).write_text(json.dumps({"run_id": result.run_id, **events}))
     ray.shutdown()
     cluster.shutdown()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], sys.argv[3])
