@@ -39,6 +39,7 @@ UNCERTAIN_STRATEGIES = ("margin_kcenter", "least_confident")
 
 
 AUGMENTATIONS = ("none", "flip", "flip_rot90", "flip_affine", "flip_rot90_affine")
+EMBEDDING_CACHE_MODES = ("auto", "never")
 
 
 CALIBRATIONS = ("crossfit", "holdout")

@@ -9,6 +9,7 @@ from raylabel.config.fields import (
     AUDIT_SCORES,
     AUGMENTATIONS,
     CALIBRATIONS,
+    EMBEDDING_CACHE_MODES,
     ENSEMBLE_MODES,
     PSEUDO_GATES,
     at_least,
@@ -156,6 +157,14 @@ class TrainConfig:
         True,
         "decode the seed once into the object store instead of every epoch",
     )
+    embedding_cache: str = setting(
+        "auto",
+        "images with model.freeze_backbone: auto = the frozen body's features of each seed item "
+        "are computed once (Ray Data) and only the head trains on them, for every fold model "
+        "and the final one (no augmentation; batch-norm keeps the pretrained statistics); "
+        "never = the whole model runs every step",
+        EMBEDDING_CACHE_MODES,
+    )
     worker_cache_mb: int = setting(
         1024,
         "each training worker keeps its decoded image shard after epoch 1 (up to this many "
@@ -197,6 +206,7 @@ class TrainConfig:
         at_least("train.checkpoint_every", self.checkpoint_every, 1)
         at_least("train.worker_cache_mb", self.worker_cache_mb, 0)
         one_of("train.augment", self.augment, AUGMENTATIONS)
+        one_of("train.embedding_cache", self.embedding_cache, EMBEDDING_CACHE_MODES)
         in_range("train.warmup_fraction", self.warmup_fraction, 0.0, 1.0, hi_open=True)
         self.pseudo_labels.check()
 

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from raylabel import cluster
 from raylabel.config import Config
+from raylabel.fit.embed_cache import embedded_folds, uses_cache
 from raylabel.inputs import sources
 from raylabel.inputs.sources import SourcePlan
 from raylabel.io.storage import StorageOptions
@@ -51,6 +52,8 @@ class OutOfFold:
     fold: np.ndarray
     steps: list[int] = field(default_factory=list)
     model_files: list[dict[str, bytes]] = field(default_factory=list)
+    #: every seed row's cached head inputs (`train.embedding_cache`), for the final model
+    features: Any = None
 
     @property
     def readable(self) -> np.ndarray:
@@ -124,6 +127,9 @@ def out_of_fold(
 
     from raylabel.fit.fold_model import fit_fold
 
+    features = None
+    if config.get("head_only"):  # one pass of the frozen body for all k fold models
+        fold_ds, features = embedded_folds(fold_ds, config, cpus, gpus)
     k = len(fold_ds)
     remote = ray.remote(fit_fold).options(num_cpus=cpus, num_gpus=gpus, max_retries=max_retries)
     refs = []
@@ -135,7 +141,7 @@ def out_of_fold(
         refs.append(remote.remote(cfg_f, f, train_ds, fold_ds[f], keep_models))
     logits = np.full((n_rows, n_classes), np.nan)
     fold = np.full(n_rows, -1, dtype=np.int32)
-    result = OutOfFold(logits, fold)
+    result = OutOfFold(logits, fold, features=features)
     for res in sorted(ray.get(refs), key=lambda r: r["fold"]):
         if len(res["rows"]):
             logits[res["rows"]] = res["logits"]
@@ -189,6 +195,7 @@ def loop_config(
         "storage": sources.storage_options(cfg),
         "worker_cache_mb": t.worker_cache_mb,
         "use_gpu": use_gpu,
+        "head_only": uses_cache(cfg),
     }
 
 

@@ -54,9 +54,12 @@ def make_task(config: dict[str, Any], rank: int) -> Any:
     """The training adapter of the configured family (Ray Train workers and fold tasks)."""
     from raylabel.models.registry import family_for
 
-    return family_for(str(config.get("modality", "image")), str(config["arch"])).make_task(
-        config, rank
-    )
+    make = family_for(str(config.get("modality", "image")), str(config["arch"])).make_task
+    if config.get("head_only"):  # a frozen body: the head trains on cached features
+        from raylabel.models.head_task import HeadTask, build_frozen
+
+        return HeadTask(build_frozen(make, config, rank))
+    return make(config, rank)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from raylabel import audit as seed_audit
 from raylabel import cluster
 from raylabel.config import Config
 from raylabel.errors import InputError
+from raylabel.fit import embed_cache
 from raylabel.fit.data import (
     DECODE_CPUS,
     FEEDBACK_URI,
@@ -124,9 +125,15 @@ def train(cfg: Config) -> TrainResult:
         oof = None
         if cfg.train.calibration == "crossfit":
             oof = crossfit.run(cfg, plan, classes, opts, pretrained, tok_json)
-        train_ds, val_ds, n_train, n_val = _seed_datasets(
-            cfg, plan, classes, opts, chosen, tok_json, holdout=oof is None
-        )
+        if oof is not None and oof.features is not None and not chosen.used:
+            # the folds' cached features are the whole seed: the final head trains on them
+            train_ds, val_ds, n_train, n_val = oof.features, None, oof.features.count(), 0
+        else:
+            train_ds, val_ds, n_train, n_val = _seed_datasets(
+                cfg, plan, classes, opts, chosen, tok_json, holdout=oof is None
+            )
+            if embed_cache.uses_cache(cfg):
+                train_ds, val_ds = _features(cfg, classes, pretrained, train_ds, val_ds)
         ckpt_dir, history = _fit(
             cfg, classes, train_ds, val_ds, Path(tmp), n_train, n_val, pretrained, tok_json,
             weighted=chosen.used > 0,
@@ -143,6 +150,7 @@ def train(cfg: Config) -> TrainResult:
         if start is not None:
             card.preprocessing["pretrained"] = start
             card.training["freeze_backbone"] = cfg.model.freeze_backbone
+        card.training["embedding_cache"] = embed_cache.uses_cache(cfg)
         card.training["backbone_lr_scale"] = cfg.train.backbone_lr_scale
         if audit_info is not None:
             card.training["audit"] = audit_info
@@ -263,6 +271,19 @@ def _seed_datasets(
     train_ds = build(~is_val, extra)
     val_ds = build(is_val) if is_val.any() else None
     return train_ds, val_ds, int((~is_val).sum()) + n_extra, int(is_val.sum())
+
+
+def _features(
+    cfg: Config, classes: list[str], pretrained: str | None, train_ds: Any, val_ds: Any
+) -> tuple[Any, Any]:
+    """The decoded train/validation sets as the frozen body's features (one pass each)."""
+    from raylabel.fit.folds import fold_cpus, loop_config
+
+    cpus, threads = fold_cpus(cfg.train.cpus_per_worker)
+    config = loop_config(cfg, classes, threads, cfg.train.epochs, pretrained)
+    gpus = 1.0 if cfg.train.use_gpu else 0.0
+    val = embed_cache.embed(val_ds, config, cpus, gpus) if val_ds is not None else None
+    return embed_cache.embed(train_ds, config, cpus, gpus), val
 
 
 def _fit(

@@ -1,6 +1,7 @@
 """Issue #17 items 1, 3 and 4 through the real stages: `train model.arch=resnet18
 model.pretrained=torchvision` offline (hub cache seeded with a generated state dict under
-torchvision's file name), the head alone trained (`model.freeze_backbone`), then `label`."""
+torchvision's file name), the head alone trained (`model.freeze_backbone`, on features computed
+once or through the whole model), then `label`."""
 
 from __future__ import annotations
 
@@ -121,3 +122,66 @@ def test_backbone_lr_scale_fine_tunes_the_body_slowly(
     trained = load_file(str(Path(result.model_uri) / "model.safetensors"))
     body = (trained["backbone.layer4.1.conv2.weight"] - seeded["layer4.1.conv2.weight"]).abs()
     assert 0 < float(body.max()) < 1e-3  # it moved (not frozen), at lr x 0.01 per step
+
+
+def test_frozen_backbone_heads_train_on_features_computed_once(
+    ray_cluster: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #17 item 4: with `model.freeze_backbone` the seed's features are computed once
+    and every fold model and the final model train only their head on them; the body
+    published, batch-norm statistics included, is the pretrained one, so labeling runs the
+    very network the features came from."""
+    seeded = _seed_hub_cache(tmp_path, monkeypatch, seed=3)
+    spec = ImageDemoSpec(8, 16, 32, classes=("circle", "square"), n_bad_items=1)
+    data = write_image_demo(tmp_path / "data", spec)
+    common = [f"output.root={tmp_path / 'out'}", "model.image_size=32", "model.arch=resnet18"]
+    result = train(
+        load_config(
+            [],
+            [*common, f"seed.path={data.seed_dir}", "model.pretrained=torchvision",
+             "model.freeze_backbone=true", "train.calibration_folds=3", "train.min_steps=20",
+             "train.keep_fold_models=always", "qc.min_support=2"],
+        )
+    )  # fmt: skip
+    card = result.card
+    assert card.training["embedding_cache"] is True
+    calib = card.training["calibration"]
+    assert (calib["method"], calib["folds"], calib["items"]) == ("crossfit", 3, 16)
+    model_dir = Path(result.model_uri)
+    for weights in [model_dir, *sorted((model_dir / "folds").iterdir())]:
+        trained = load_file(str(weights / "model.safetensors"))
+        # batch-norm running statistics too: the body never ran in training mode
+        for key in ("conv1.weight", "bn1.running_mean", "layer4.1.bn2.running_var"):
+            assert torch.equal(trained[f"backbone.{key}"], seeded[key]), (weights, key)
+        assert not torch.equal(trained["backbone.fc.weight"][:, :4], seeded["fc.weight"][:2, :4])
+    assert len(list((model_dir / "folds").iterdir())) == 3
+
+    run = label(load_config([], [*common, f"drop.path={data.drop_dir}", "review.size=4"]))
+    labeled = pq.read_table(Path(run.run_uri) / "labels").num_rows
+    errors = pq.read_table(Path(run.run_uri) / "errors").num_rows
+    assert (labeled, errors) == (16, 1)
+
+
+def test_embedding_cache_never_runs_the_whole_model(
+    ray_cluster: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train.embedding_cache=never`: the frozen body runs every step in training mode, so its
+    batch-norm statistics follow the seed's images (the behaviour before the cache)."""
+    seeded = _seed_hub_cache(tmp_path, monkeypatch, seed=4)
+    data = write_image_demo(
+        tmp_path / "data", ImageDemoSpec(6, 2, 32, classes=("circle", "square"), n_bad_items=0)
+    )
+    result = train(
+        load_config(
+            [],
+            [f"output.root={tmp_path / 'out'}", "model.image_size=32", "model.arch=resnet18",
+             f"seed.path={data.seed_dir}", "model.pretrained=torchvision",
+             "model.freeze_backbone=true", "train.embedding_cache=never", "train.epochs=1",
+             "train.min_steps=0", "train.calibration=holdout", "train.num_workers=1",
+             "qc.min_support=2"],
+        )
+    )  # fmt: skip
+    assert result.card.training["embedding_cache"] is False
+    trained = load_file(str(Path(result.model_uri) / "model.safetensors"))
+    assert torch.equal(trained["backbone.conv1.weight"], seeded["conv1.weight"])
+    assert not torch.equal(trained["backbone.bn1.running_mean"], seeded["bn1.running_mean"])

@@ -1,0 +1,112 @@
+"""The seed's frozen-body features, computed once by Ray Data (`train.embedding_cache`).
+
+With `model.freeze_backbone` the body's output for an item never changes during training,
+so one actor pass over the decoded seed gives every fold model and the final model their
+inputs; they then train only the head (`models.head_task.HeadTask`). The features stay in
+the object store as blocks: nothing is collected on the driver.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from raylabel.config import Config
+from raylabel.fit.data import DECODE_CPUS
+from raylabel.models.head_task import FEATURE
+
+EMBED_BATCH = 64
+
+
+def uses_cache(cfg: Config) -> bool:
+    """Head-only training on cached features: an image model with a frozen pretrained body."""
+    return (
+        cfg.modality == "image"
+        and cfg.model.freeze_backbone
+        and cfg.train.embedding_cache == "auto"
+    )
+
+
+class _Embedder:
+    """Ray Data actor: the frozen image model, loaded once, turns pixels into head inputs."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        import torch
+
+        from raylabel.models.head_task import build_frozen
+        from raylabel.models.registry import family_for
+
+        torch.set_num_threads(int(config["threads"]))
+        fam = family_for("image", str(config["arch"]))
+        self.task = build_frozen(fam.make_task, config, 0)
+        cuda = config.get("use_gpu") and torch.cuda.is_available()
+        self.device = torch.device("cuda" if cuda else "cpu")
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from raylabel.models.head_task import head_inputs
+
+        out = {k: v for k, v in batch.items() if k != "pixels"}
+        out[FEATURE] = head_inputs(self.task, batch["pixels"], self.device)
+        return out
+
+
+def embed(ds: Any, config: dict[str, Any], cpus: float, gpus: float) -> Any:
+    """`ds` with its `pixels` column replaced by the head's input features, materialized. The
+    actor never reserves every CPU: the small tasks that feed it must still be scheduled."""
+    import ray.data
+
+    from raylabel import cluster
+
+    cpus = min(cpus, max(0.25, cluster.shape().cpus - 2 * DECODE_CPUS))
+    return ds.map_batches(
+        _Embedder,
+        fn_constructor_kwargs={"config": {**config, "head_only": False}},
+        batch_size=EMBED_BATCH,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=1),
+        num_cpus=cpus,
+        num_gpus=gpus,
+    ).materialize()
+
+
+def embedded_folds(
+    fold_ds: list[Any], config: dict[str, Any], cpus: float, gpus: float
+) -> tuple[list[Any], Any]:
+    """(each fold's rows as features, every row's features): one pass over the seed for all
+    k fold models, and the final model's training set when nothing else joins it."""
+    k = len(fold_ds)
+    tagged = [
+        ds.map_batches(
+            _tag_fold, fn_kwargs={"fold": f}, batch_format="pyarrow", num_cpus=DECODE_CPUS
+        )
+        for f, ds in enumerate(fold_ds)
+    ]
+    everything = embed(tagged[0].union(*tagged[1:]) if k > 1 else tagged[0], config, cpus, gpus)
+    folds = [
+        everything.map_batches(
+            _in_fold, fn_kwargs={"fold": f}, batch_format="pyarrow"
+        ).materialize()
+        for f in range(k)
+    ]
+    # materialized here, by a small task: a lazy step left for Ray Train to run would wait for
+    # a whole CPU its workers already hold
+    final = everything.map_batches(
+        _training_columns, batch_format="pyarrow", num_cpus=DECODE_CPUS
+    ).materialize()
+    return folds, final
+
+
+def _training_columns(batch: pa.Table) -> pa.Table:
+    return batch.select([FEATURE, "label_index"])
+
+
+def _tag_fold(batch: pa.Table, fold: int) -> pa.Table:
+    return batch.append_column("fold", pa.array([fold] * batch.num_rows, pa.int32()))
+
+
+def _in_fold(batch: pa.Table, fold: int) -> pa.Table:
+    import pyarrow.compute as pc
+
+    return batch.filter(pc.equal(batch.column("fold"), fold)).drop_columns(["fold"])
