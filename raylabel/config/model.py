@@ -81,7 +81,8 @@ class ModelConfig:
         "small_cnn",
         f"the architecture; images: {' | '.join(IMAGE_ARCHS)} (random init unless "
         "model.pretrained) | hf (a transformers image classifier: ViT, ConvNeXt, ResNet, "
-        f"DINOv2, ...); text: {' | '.join(TEXT_ARCHS)} (hf: a pretrained transformers "
+        "DINOv2, ...) | clip (zero-shot from model.prompts, nothing trained); text: "
+        f"{' | '.join(TEXT_ARCHS)} (hf: a pretrained transformers "
         "encoder; rnn: nothing pretrained)",
     )
     image_size: int = setting(
@@ -96,7 +97,8 @@ class ModelConfig:
         "a .safetensors state dict (local or s3://; torchvision names or a raylabel "
         "model.safetensors); the class head is re-initialised and a file matching under 90% "
         "of the body stops the run; hf images and text: a transformers model directory (local "
-        "or s3://; images with their preprocessor_config.json), required for hf",
+        "or s3://; images with their preprocessor_config.json), required for hf; clip: a CLIPModel "
+        "directory with its tokenizer and image processor",
     )
     max_length: int = setting(
         128,
@@ -111,18 +113,25 @@ class ModelConfig:
         "images: train only the class head on top of model.pretrained (a few seeds per class, "
         "a strong backbone)",
     )
+    prompts: str = setting(
+        "a photo of a {label}",
+        "model.arch=clip: the text each class is scored against ({label} = the class name, "
+        "underscores as spaces); the seed only calibrates and sets thresholds",
+    )
     rnn: RnnConfig = field(default_factory=RnnConfig)
     tokenizer: SubwordConfig = field(default_factory=SubwordConfig)
 
     def check(self, modality: str) -> None:
         """Refuse a bad value of this section before any work starts (one line, the key)."""
-        allowed = (*IMAGE_ARCHS, "hf") if modality == "image" else TEXT_ARCHS
+        allowed = (*IMAGE_ARCHS, "hf", "clip") if modality == "image" else TEXT_ARCHS
         one_of("model.arch", self.arch, allowed)
         if modality == "image" and self.arch == "hf" and not self.pretrained:
             raise ConfigError(
                 "model.pretrained: required for model.arch=hf (a transformers image model "
                 "directory, saved with save_pretrained, with its preprocessor_config.json)"
             )
+        if modality == "image" and self.arch == "clip":
+            self._check_clip()
         at_least("model.image_size", self.image_size, 16)
         at_least("model.max_length", self.max_length, 8)
         in_range("model.dropout", self.dropout, 0.0, 1.0, hi_open=True)
@@ -139,3 +148,15 @@ class ModelConfig:
             )
         self.rnn.check()
         self.tokenizer.check()
+
+    def _check_clip(self) -> None:
+        """Zero-shot needs its CLIP directory and a prompt with the class name in it."""
+        if not self.pretrained:
+            raise ConfigError(
+                "model.pretrained: required for model.arch=clip (a CLIPModel directory saved "
+                "with save_pretrained, with its tokenizer and preprocessor_config.json)"
+            )
+        if "{label}" not in self.prompts:
+            raise ConfigError(f"model.prompts: {self.prompts!r} has no {{label}} to fill")
+        if self.freeze_backbone:
+            raise ConfigError("model.freeze_backbone: model.arch=clip trains nothing to freeze")

@@ -196,6 +196,7 @@ def loop_config(
         "worker_cache_mb": t.worker_cache_mb,
         "use_gpu": use_gpu,
         "head_only": uses_cache(cfg),
+        "prompts": cfg.model.prompts,
     }
 
 

@@ -40,6 +40,7 @@ class Family:
     logits: Callable[[Any, Any], np.ndarray]
     embeddings: Callable[[Any, Any], np.ndarray]
     check_model_dir: Callable[[str, Any], None]
+    trains: bool = True  # False: zero-shot (CLIP): `train` only scores the seed to calibrate
 
 
 def _image_task(config: dict[str, Any], rank: int) -> Any:
@@ -58,6 +59,12 @@ def _hf_image_task(config: dict[str, Any], rank: int) -> Any:
     from raylabel.models.hf_image import HfImageTask
 
     return HfImageTask(config, rank)
+
+
+def _clip_task(config: dict[str, Any], rank: int) -> Any:
+    from raylabel.models.clip import ClipTask
+
+    return ClipTask(config, rank)
 
 
 def _rnn_task(config: dict[str, Any], rank: int) -> Any:
@@ -82,6 +89,12 @@ def _load_hf_image(model_dir: Path, card: ModelCard) -> Any:
     from raylabel.models.hf_image import load_hf_image_model
 
     return load_hf_image_model(model_dir, card)
+
+
+def _load_clip(model_dir: Path, card: ModelCard) -> Any:
+    from raylabel.models.clip import load_clip_model
+
+    return load_clip_model(model_dir, card)
 
 
 def _load_rnn(model_dir: Path, card: ModelCard) -> Any:
@@ -127,6 +140,14 @@ def _hf_image_preprocessing(cfg: Any) -> dict[str, Any]:
         "normalize": "the processor's mean/std inside the model",
         "base_model": cfg.model.pretrained,
     }
+
+
+def _clip_preprocessing(cfg: Any) -> dict[str, Any]:
+    """The processor's framing, plus the prompt template each class was scored against."""
+    prep = _hf_image_preprocessing(cfg)
+    prep["prompt_template"] = cfg.model.prompts
+    prep["normalize"] = "the CLIP processor's mean/std inside the model"
+    return prep
 
 
 def _hf_preprocessing(cfg: Any) -> dict[str, Any]:
@@ -253,6 +274,24 @@ HF_IMAGE = Family(
     embeddings=_image_embeddings,
     check_model_dir=_nothing_to_check,
 )
+CLIP_IMAGE = Family(
+    name="clip",
+    modality="image",
+    archs=("clip",),
+    feature="pixels",
+    pretrained="directory",
+    learns_tokenizer=False,
+    supports_audit=False,
+    make_task=_clip_task,
+    load=_load_clip,
+    card_preprocessing=_clip_preprocessing,
+    tokenizer=_no_tokenizer,
+    write_model_dir=_copy_write("clip"),
+    logits=_image_logits,
+    embeddings=_image_embeddings,
+    check_model_dir=_nothing_to_check,
+    trains=False,
+)
 HF_TEXT = Family(
     name="hf",
     modality="text",
@@ -287,7 +326,7 @@ RNN_TEXT = Family(
     embeddings=_text_embeddings,
     check_model_dir=_rnn_check,
 )
-FAMILIES: tuple[Family, ...] = (IMAGE, HF_IMAGE, HF_TEXT, RNN_TEXT)
+FAMILIES: tuple[Family, ...] = (IMAGE, HF_IMAGE, CLIP_IMAGE, HF_TEXT, RNN_TEXT)
 
 
 def family_for(modality: str, arch: str) -> Family:

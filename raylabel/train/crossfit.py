@@ -54,6 +54,12 @@ class CalibrationSet:
                 "temperature and thresholds fit on all of them; the final model trained on "
                 "every seed item"
             )
+        elif self.method == "zero_shot":
+            how = (
+                f"zero-shot predictions (model.prompts) of every readable seed item ({n} items"
+                f"{f', {reviewed} of them reviewed drop items' if reviewed else ''}); the model "
+                "trained on none of them; temperature and thresholds fit on all of them"
+            )
         else:
             how = f"held-out validation split of {n} seed items (train.val_fraction)"
         return {
@@ -122,9 +128,10 @@ def calibration_set(
     classes: list[str],
     oof: folds.OutOfFold,
     feedback: pa.Table | None,
+    method: str = "crossfit",
 ) -> CalibrationSet:
-    """Readable seed rows with their out-of-fold logits; reviewed feedback rows weigh by
-    their sample design (rescaled per run), seed rows weigh 1."""
+    """Readable seed rows with their out-of-fold (or zero-shot) logits; reviewed feedback
+    rows weigh by their sample design (rescaled per run), seed rows weigh 1."""
     listing = plan.listing
     assert listing is not None
     index = {c: i for i, c in enumerate(classes)}
@@ -144,7 +151,7 @@ def calibration_set(
         logits=oof.logits[keep],
         labels=y[keep],
         weights=weights[keep],
-        method="crossfit",
+        method=method,
         item_ids=[ids[r] for r in keep],
         sources=[source[r] for r in keep],
         folds=int(oof.fold.max()) + 1 if len(oof.fold) else 0,

@@ -21,7 +21,7 @@ from raylabel import audit as seed_audit
 from raylabel import cluster
 from raylabel.config import Config
 from raylabel.errors import InputError
-from raylabel.fit import embed_cache
+from raylabel.fit import embed_cache, zero_shot
 from raylabel.fit.data import (
     DECODE_CPUS,
     FEEDBACK_URI,
@@ -122,24 +122,15 @@ def train(cfg: Config) -> TrainResult:
     with tempfile.TemporaryDirectory(prefix="raylabel-train-") as tmp:
         fam = family_for(cfg.modality, cfg.model.arch)
         pretrained = pretrained_local(cfg, Path(tmp)) if fam.pretrained == "state_dict" else None
-        oof = None
-        if cfg.train.calibration == "crossfit":
-            oof = crossfit.run(cfg, plan, classes, opts, pretrained, tok_json)
-        if oof is not None and oof.features is not None and not chosen.used:
-            # the folds' cached features are the whole seed: the final head trains on them
-            train_ds, val_ds, n_train, n_val = oof.features, None, oof.features.count(), 0
-        else:
-            train_ds, val_ds, n_train, n_val = _seed_datasets(
-                cfg, plan, classes, opts, chosen, tok_json, holdout=oof is None
-            )
-            if embed_cache.uses_cache(cfg):
-                train_ds, val_ds = _features(cfg, classes, pretrained, train_ds, val_ds)
-        ckpt_dir, history = _fit(
-            cfg, classes, train_ds, val_ds, Path(tmp), n_train, n_val, pretrained, tok_json,
-            weighted=chosen.used > 0,
-        )  # fmt: skip
+        if fam.trains:
+            fitted = _fit_seed(cfg, plan, classes, opts, chosen, tok_json, Path(tmp), pretrained)
+        else:  # zero-shot: nothing trains, every seed item calibrates
+            fitted = _zero_shot(cfg, plan, classes, opts, Path(tmp))
+        oof, ckpt_dir, history, n_train, n_val = fitted
         calib = (
-            crossfit.calibration_set(cfg, plan, classes, oof, feedback)
+            crossfit.calibration_set(
+                cfg, plan, classes, oof, feedback, "crossfit" if fam.trains else "zero_shot"
+            )
             if oof is not None
             else crossfit.holdout_set(ckpt_dir)
         )
@@ -170,6 +161,55 @@ def train(cfg: Config) -> TrainResult:
             out_dir, cfg.output.root, version, opts, promote=card.training["promotion"]["promoted"]
         )
     return TrainResult(version, uri, card, history, time.time() - started)
+
+
+Fitted = tuple[Any, Path, list[dict[str, float]], int, int]  # oof, checkpoint, history, n
+
+
+def _fit_seed(
+    cfg: Config,
+    plan: sources.SourcePlan,
+    classes: list[str],
+    opts: storage.StorageOptions,
+    chosen: pseudo.PseudoSelection,
+    tok_json: str | None,
+    tmp: Path,
+    pretrained: str | None,
+) -> Fitted:
+    """Fold models for calibration (crossfit), then the final model by Ray Train."""
+    oof = None
+    if cfg.train.calibration == "crossfit":
+        oof = crossfit.run(cfg, plan, classes, opts, pretrained, tok_json)
+    if oof is not None and oof.features is not None and not chosen.used:
+        # the folds' cached features are the whole seed: the final head trains on them
+        train_ds, val_ds, n_train, n_val = oof.features, None, oof.features.count(), 0
+    else:
+        train_ds, val_ds, n_train, n_val = _seed_datasets(
+            cfg, plan, classes, opts, chosen, tok_json, holdout=oof is None
+        )
+        if embed_cache.uses_cache(cfg):
+            train_ds, val_ds = _features(cfg, classes, pretrained, train_ds, val_ds)
+    ckpt_dir, history = _fit(
+        cfg, classes, train_ds, val_ds, tmp, n_train, n_val, pretrained, tok_json,
+        weighted=chosen.used > 0,
+    )  # fmt: skip
+    return oof, ckpt_dir, history, n_train, n_val
+
+
+def _zero_shot(
+    cfg: Config,
+    plan: sources.SourcePlan,
+    classes: list[str],
+    opts: storage.StorageOptions,
+    tmp: Path,
+) -> Fitted:
+    """The zero-shot model built from the prompts, and its scores of every seed item."""
+    oof, files = zero_shot.score_seed(cfg, plan, classes, opts)
+    ckpt = tmp / "checkpoint"
+    for rel, data in files.items():
+        (ckpt / rel).parent.mkdir(parents=True, exist_ok=True)
+        (ckpt / rel).write_bytes(data)
+    return oof, ckpt, [], 0, 0
 
 
 def write_model_dir(
