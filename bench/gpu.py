@@ -29,8 +29,12 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import transformer_models as tm  # the bench's own helper beside it
 
 POOL = 512
 ROWS_PER_FILE = 10_000
@@ -70,14 +74,22 @@ def write_drop(out: Path, n: int) -> Path:
     return drop
 
 
-def model_only(arch: str, size: int, batch: int, seconds: float) -> dict:
-    import torch
-
+def _build(arch: str, size: int, n_classes: int, tiny: bool) -> Any:
+    """torchvision/raylabel archs by name; the transformers ones (vit_b16, clip_b32) from
+    bench/transformer_models.py."""
+    if arch in tm.ARCHS:
+        return tm.build(arch, size, n_classes, tiny)
     from raylabel.models.image import build_image_model
+
+    return build_image_model(arch, n_classes)
+
+
+def model_only(arch: str, size: int, batch: int, seconds: float, tiny: bool = False) -> dict:
+    import torch
 
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
-    model = build_image_model(arch, 6).to(device).eval()
+    model = _build(arch, size, 6, tiny).to(device).eval()
     if cuda:
         model = model.to(memory_format=torch.channels_last)
     x = torch.randint(0, 255, (batch, 3, size, size), dtype=torch.uint8, device=device)
@@ -126,14 +138,13 @@ def decode_only(drop: Path, size: int) -> dict:
     return {"items_per_s": n / (time.perf_counter() - t0), "cores": cores}
 
 
-def publish(out: Path, arch: str, size: int) -> tuple[str, str]:
+def publish(out: Path, arch: str, size: int, tiny: bool = False) -> tuple[str, str]:
     from raylabel.io import layout
     from raylabel.io.storage import StorageOptions
     from raylabel.models.card import ModelCard, save_model_dir
-    from raylabel.models.image import build_image_model
 
     classes = ["circle", "cross", "hexagon", "square", "star", "triangle"]
-    root = out / f"gpu-output-{arch}-{size}"
+    root = out / f"gpu-output-{arch}-{size}{'-tiny' if tiny else ''}"
     version = layout.latest_model(str(root), StorageOptions())
     if version:
         return str(root), version
@@ -149,7 +160,10 @@ def publish(out: Path, arch: str, size: int) -> tuple[str, str]:
         created_at=layout.utc_now().isoformat(),
     )
     staging = out / "gpu-staging" / version
-    save_model_dir(build_image_model(arch, len(classes)), card, staging)
+    if arch in tm.ARCHS:
+        tm.save(arch, _build(arch, size, len(classes), tiny), card, staging)
+    else:
+        save_model_dir(_build(arch, size, len(classes), tiny), card, staging)
     layout.publish_model(staging, str(root), version, StorageOptions())
     return str(root), version
 
@@ -193,7 +207,13 @@ def raylabel_rate(drop: Path, root: str, version: str, args: argparse.Namespace)
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=50_000)
-    p.add_argument("--arch", default="resnet50")
+    p.add_argument(
+        "--arch",
+        default="resnet50",
+        help="small_cnn | resnet18 | resnet50 | mobilenet_v3_small | vit_b16 (model.arch=hf) "
+        "| clip_b32 (model.arch=clip)",
+    )
+    p.add_argument("--tiny", action="store_true", help="transformers archs: tiny configs (smoke)")
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--model-seconds", type=float, default=20.0)
@@ -204,11 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     drop = write_drop(out, args.n)
     print(f"drop: {args.n:,} JPEGs in {time.time() - t0:.1f}s", flush=True)
-    m = model_only(args.arch, args.image_size, args.batch_size, args.model_seconds)
+    m = model_only(args.arch, args.image_size, args.batch_size, args.model_seconds, args.tiny)
     print(f"model-only ({m['device']}): {m['items_per_s']:,.0f} items/s", flush=True)
     d = decode_only(drop, args.image_size)
     print(f"decode-only ({d['cores']} cores): {d['items_per_s']:,.0f} items/s", flush=True)
-    root, version = publish(out, args.arch, args.image_size)
+    root, version = publish(out, args.arch, args.image_size, args.tiny)
     r = raylabel_rate(drop, root, version, args)
     ceiling = min(m["items_per_s"], d["items_per_s"])
     ratio = r["items_per_s"] / ceiling

@@ -110,3 +110,71 @@ def _in_fold(batch: pa.Table, fold: int) -> pa.Table:
     import pyarrow.compute as pc
 
     return batch.filter(pc.equal(batch.column("fold"), fold)).drop_columns(["fold"])
+
+
+def fit_head(
+    config: dict[str, Any], train_ds: Any, val_ds: Any, cpus: float, gpus: float, retries: int
+) -> tuple[dict[str, bytes], list[dict[str, float]]]:
+    """The final head on cached features in one Ray task (seconds: a Ray Train worker group,
+    its per-epoch reports and checkpoints would cost more than the steps). Returns the
+    checkpoint files Ray Train's would hold (model, validation logits) and the history."""
+    import ray
+
+    remote = ray.remote(_fit_head).options(num_cpus=cpus, num_gpus=gpus, max_retries=retries)
+    return ray.get(remote.remote(config, train_ds, val_ds))
+
+
+def _fit_head(
+    config: dict[str, Any], train_ds: Any, val_ds: Any
+) -> tuple[dict[str, bytes], list[dict[str, float]]]:
+    import io
+    import time
+
+    import torch
+    from safetensors.torch import save
+
+    from raylabel.fit.fold_model import checkpoint_files, fit_model
+    from raylabel.fit.loop import make_task
+
+    started = time.perf_counter()
+    torch.set_num_threads(int(config["threads"]))
+    torch.manual_seed(int(config["seed"]))
+    task = make_task(config, 0)
+    device = torch.device("cuda" if config.get("use_gpu") and torch.cuda.is_available() else "cpu")
+    bs, n = int(config["batch_size"]), int(config["n_train"])
+    steps = fit_model(task, config, lambda e: task.batches(train_ds, bs, e), n, device)
+    train_logits, train_y = _head_logits(task, train_ds, bs, device)
+    val_logits, val_y = _head_logits(task, val_ds, bs, device) if val_ds is not None else (
+        torch.zeros((0, 0)), torch.zeros(0, dtype=torch.int64)
+    )  # fmt: skip
+    entry: dict[str, float] = {
+        "epoch": 1.0,
+        "steps": float(steps),
+        "train_loss": float(torch.nn.functional.cross_entropy(train_logits, train_y)),
+        "train_acc": float((train_logits.argmax(1) == train_y).float().mean()),
+        "train_items": float(len(train_y)),
+        "val_items": float(len(val_y)),
+        "train_s": time.perf_counter() - started,
+        "seed_unreadable": max(0.0, n + int(config["n_val"]) - len(train_y) - len(val_y)),
+    }
+    if len(val_y):
+        entry["val_loss"] = float(torch.nn.functional.cross_entropy(val_logits, val_y))
+        entry["val_acc"] = float((val_logits.argmax(1) == val_y).float().mean())
+    files = checkpoint_files(task, task.model.cpu())
+    buf = io.BytesIO(save({"logits": val_logits.contiguous(), "labels": val_y.contiguous()}))
+    files["val_logits.safetensors"] = buf.getvalue()
+    return files, [entry]
+
+
+def _head_logits(task: Any, ds: Any, bs: int, device: Any) -> tuple[Any, Any]:
+    import torch
+
+    task.model.to(device).eval()
+    outs, ys = [], []
+    with torch.inference_mode():
+        for inputs, y in task.batches(ds, bs, shuffle_seed=None):
+            outs.append(task.forward(task.model, {"e": inputs["e"].to(device)}, False).float())
+            ys.append(y)
+    if not outs:
+        return torch.zeros((0, 0)), torch.zeros(0, dtype=torch.int64)
+    return torch.cat(outs).cpu(), torch.cat(ys).long()

@@ -189,11 +189,45 @@ def _fit_seed(
         )
         if embed_cache.uses_cache(cfg):
             train_ds, val_ds = _features(cfg, classes, pretrained, train_ds, val_ds)
+    if embed_cache.uses_cache(cfg):
+        return oof, *_fit_head(cfg, classes, train_ds, val_ds, tmp, n_train, n_val, pretrained)
     ckpt_dir, history = _fit(
         cfg, classes, train_ds, val_ds, tmp, n_train, n_val, pretrained, tok_json,
         weighted=chosen.used > 0,
     )  # fmt: skip
     return oof, ckpt_dir, history, n_train, n_val
+
+
+def _fit_head(
+    cfg: Config,
+    classes: list[str],
+    train_ds: Any,
+    val_ds: Any,
+    tmp: Path,
+    n_train: int,
+    n_val: int,
+    pretrained: str | None,
+) -> tuple[Path, list[dict[str, float]], int, int]:
+    """The final head on cached features, in one Ray task (`fit.embed_cache.fit_head`)."""
+    from raylabel.fit.folds import fold_cpus, loop_config
+
+    cpus, threads = fold_cpus(cfg.train.cpus_per_worker)
+    config = loop_config(cfg, classes, threads, cfg.train.epochs, pretrained)
+    config.update(n_train=n_train, n_val=n_val, use_gpu=cfg.train.use_gpu)
+    gpus = 1.0 if cfg.train.use_gpu else 0.0
+    files, history = embed_cache.fit_head(
+        config, train_ds, val_ds, cpus, gpus, cfg.train.max_failures
+    )
+    ckpt = _unpack(files, tmp / "checkpoint")
+    return ckpt, history, n_train, n_val
+
+
+def _unpack(files: dict[str, bytes], ckpt: Path) -> Path:
+    """Checkpoint files returned by a Ray task, as a checkpoint directory."""
+    for rel, data in files.items():
+        (ckpt / rel).parent.mkdir(parents=True, exist_ok=True)
+        (ckpt / rel).write_bytes(data)
+    return ckpt
 
 
 def _zero_shot(
@@ -205,11 +239,7 @@ def _zero_shot(
 ) -> Fitted:
     """The zero-shot model built from the prompts, and its scores of every seed item."""
     oof, files = zero_shot.score_seed(cfg, plan, classes, opts)
-    ckpt = tmp / "checkpoint"
-    for rel, data in files.items():
-        (ckpt / rel).parent.mkdir(parents=True, exist_ok=True)
-        (ckpt / rel).write_bytes(data)
-    return oof, ckpt, [], 0, 0
+    return oof, _unpack(files, tmp / "checkpoint"), [], 0, 0
 
 
 def write_model_dir(

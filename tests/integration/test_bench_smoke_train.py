@@ -29,15 +29,20 @@ def test_train_throughput_bench_smoke(bench_cache: Path) -> None:
     assert "R/S samples/s = " in out
 
 
-def test_gpu_bench_runs_on_cpu(bench_cache: Path) -> None:
+@pytest.mark.parametrize("arch", ["small_cnn", "vit_b16", "clip_b32"])
+def test_gpu_bench_runs_on_cpu(bench_cache: Path, arch: str) -> None:
+    """Every image family's GPU path (#17 item 6) runs here on CPU, tiny: the device script
+    and a lent GPU run the same code at full size."""
+    tiny = ["--tiny"] if arch != "small_cnn" else []
     out = run_bench(
         "gpu.py",
         "--n",
         "96",
         "--arch",
-        "small_cnn",
+        arch,
+        *tiny,
         "--image-size",
-        "48",
+        "32" if tiny else "48",
         "--batch-size",
         "32",
         "--model-seconds",
