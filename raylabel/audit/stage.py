@@ -132,7 +132,8 @@ def audit(cfg: Config) -> AuditResult:
     started = time.time()
     if not family_for(cfg.modality, cfg.model.arch).supports_audit:
         raise ConfigError(
-            f"model.arch: the seed audit supports text models 'hf' only, not {cfg.model.arch!r}"
+            f"model.arch: the seed audit trains fold models; {cfg.model.arch!r} is not "
+            "supported (images: small_cnn, resnet*, mobilenet_v3_small, hf; text: hf)"
         )
     plan = sources.plan_seed(cfg)
     opts = sources.storage_options(cfg)

@@ -65,3 +65,28 @@ def test_head_training_moves_only_the_head_and_saves_the_whole_model(tmp_path: P
     assert set(saved) == set(before)
     moved = {k for k in before if not torch.equal(saved[k], before[k])}
     assert moved == {"backbone.fc.weight", "backbone.fc.bias"}
+
+
+def test_cached_features_of_a_transformers_image_model(tmp_path: Path) -> None:
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    from raylabel.io.storage import StorageOptions
+
+    base = tmp_path / "vit"
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1,
+                       num_attention_heads=2, intermediate_size=64, num_labels=5)  # fmt: skip
+    ViTForImageClassification(config).save_pretrained(base, safe_serialization=True)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(base)
+    cfg = {**_config(tmp_path, "small_cnn"), "arch": "hf", "pretrained": None,
+           "pretrained_uri": str(base), "storage": StorageOptions(),
+           "classes": ["a", "b", "c"]}  # fmt: skip
+    make = family_for("image", "hf").make_task
+    task = build_frozen(make, cfg, 0)
+    pixels = np.random.default_rng(2).integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
+    feats = head_inputs(task, pixels, torch.device("cpu"))
+    assert feats.shape == (4, 32)  # the [CLS] token ViT's classifier reads
+    head = HeadTask(build_frozen(make, cfg, 1)).model.eval()
+    with torch.no_grad():
+        direct = task.model(torch.from_numpy(pixels)).numpy()
+        via_head = head(torch.from_numpy(feats)).numpy()
+    np.testing.assert_allclose(via_head, direct, rtol=1e-5, atol=1e-5)
