@@ -209,12 +209,8 @@ def _fit_head(
     pretrained: str | None,
 ) -> tuple[Path, list[dict[str, float]], int, int]:
     """The final head on cached features, in one Ray task (`fit.embed_cache.fit_head`)."""
-    from raylabel.fit.folds import fold_cpus, loop_config
-
-    cpus, threads = fold_cpus(cfg.train.cpus_per_worker)
-    config = loop_config(cfg, classes, threads, cfg.train.epochs, pretrained)
+    config, cpus, gpus = _head_task_setup(cfg, classes, pretrained)
     config.update(n_train=n_train, n_val=n_val, use_gpu=cfg.train.use_gpu)
-    gpus = 1.0 if cfg.train.use_gpu else 0.0
     files, history = embed_cache.fit_head(
         config, train_ds, val_ds, cpus, gpus, cfg.train.max_failures
     )
@@ -347,13 +343,20 @@ def _features(
     cfg: Config, classes: list[str], pretrained: str | None, train_ds: Any, val_ds: Any
 ) -> tuple[Any, Any]:
     """The decoded train/validation sets as the frozen body's features (one pass each)."""
+    config, cpus, gpus = _head_task_setup(cfg, classes, pretrained)
+    val = embed_cache.embed(val_ds, config, cpus, gpus) if val_ds is not None else None
+    return embed_cache.embed(train_ds, config, cpus, gpus), val
+
+
+def _head_task_setup(
+    cfg: Config, classes: list[str], pretrained: str | None
+) -> tuple[dict[str, Any], float, float]:
+    """(adapter config, CPUs, GPUs) of the feature pass and the head task: sized like a fold."""
     from raylabel.fit.folds import fold_cpus, loop_config
 
     cpus, threads = fold_cpus(cfg.train.cpus_per_worker)
     config = loop_config(cfg, classes, threads, cfg.train.epochs, pretrained)
-    gpus = 1.0 if cfg.train.use_gpu else 0.0
-    val = embed_cache.embed(val_ds, config, cpus, gpus) if val_ds is not None else None
-    return embed_cache.embed(train_ds, config, cpus, gpus), val
+    return config, cpus, 1.0 if cfg.train.use_gpu else 0.0
 
 
 def _fit(
