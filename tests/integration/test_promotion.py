@@ -81,8 +81,10 @@ def _cfg(root: Path, *extra: str) -> Config:
 
 
 def test_gate_refuses_a_worse_candidate_and_promotes_an_equal_one(tmp_path: Path) -> None:
+    # ~100 reviewed items, half of them hashed (by uri, which holds tmp_path) into the gate:
+    # ~50 gate items, so ">= 10" cannot miss by chance (80 drop items gave ~20 and, once, 9)
     data = write_image_demo(
-        tmp_path / "data", ImageDemoSpec(2, 80, 32, classes=tuple(CLASSES), seed=7)
+        tmp_path / "data", ImageDemoSpec(2, 200, 32, classes=tuple(CLASSES), seed=7)
     )
     current = _constant_model(tmp_path, 0)
     _feedback(tmp_path, data.drop_dir, data.truth_path, CLASSES[0])
