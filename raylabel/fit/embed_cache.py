@@ -35,14 +35,14 @@ class _Embedder:
     def __init__(self, config: dict[str, Any]) -> None:
         import torch
 
+        from raylabel.fit.fold_model import task_device
         from raylabel.models.head_task import build_frozen
         from raylabel.models.registry import family_for
 
         torch.set_num_threads(int(config["threads"]))
         fam = family_for("image", str(config["arch"]))
         self.task = build_frozen(fam.make_task, config, 0)
-        cuda = config.get("use_gpu") and torch.cuda.is_available()
-        self.device = torch.device("cuda" if cuda else "cpu")
+        self.device = task_device(config)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from raylabel.models.head_task import head_inputs
@@ -133,14 +133,14 @@ def _fit_head(
     import torch
     from safetensors.torch import save
 
-    from raylabel.fit.fold_model import checkpoint_files, fit_model
+    from raylabel.fit.fold_model import checkpoint_files, fit_model, task_device
     from raylabel.fit.loop import make_task
 
     started = time.perf_counter()
     torch.set_num_threads(int(config["threads"]))
     torch.manual_seed(int(config["seed"]))
     task = make_task(config, 0)
-    device = torch.device("cuda" if config.get("use_gpu") and torch.cuda.is_available() else "cpu")
+    device = task_device(config)
     bs, n = int(config["batch_size"]), int(config["n_train"])
     steps = fit_model(task, config, lambda e: task.batches(train_ds, bs, e), n, device)
     train_logits, train_y = _head_logits(task, train_ds, bs, device)

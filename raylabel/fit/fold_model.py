@@ -61,6 +61,13 @@ def fit_model(
     return steps
 
 
+def task_device(config: dict[str, Any]) -> Any:
+    """The device a fold-sized Ray task computes on: the GPU when asked for and present."""
+    import torch
+
+    return torch.device("cuda" if config.get("use_gpu") and torch.cuda.is_available() else "cpu")
+
+
 def fit_fold(
     config: dict[str, Any], fold: int, train_ds: Any, held_ds: Any, keep_model: bool = False
 ) -> dict[str, Any]:
@@ -78,7 +85,7 @@ def fit_fold(
     torch.set_num_threads(int(config["threads"]))
     torch.manual_seed(int(config["seed"]) * 1000 + fold)
     task = make_task(config, fold)
-    device = torch.device("cuda" if config.get("use_gpu") and torch.cuda.is_available() else "cpu")
+    device = task_device(config)
     bs = int(config["batch_size"])
     steps = fit_model(
         task,

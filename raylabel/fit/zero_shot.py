@@ -47,11 +47,11 @@ def score_seed(
 def _score(config: dict[str, Any], ds: Any) -> dict[str, Any]:
     import torch
 
-    from raylabel.fit.fold_model import checkpoint_files, predict_rows
+    from raylabel.fit.fold_model import checkpoint_files, predict_rows, task_device
     from raylabel.fit.loop import make_task
 
     torch.set_num_threads(int(config["threads"]))
     task = make_task(config, 0)
-    device = torch.device("cuda" if config.get("use_gpu") and torch.cuda.is_available() else "cpu")
+    device = task_device(config)
     rows, logits = predict_rows(task, task.model.to(device), ds, int(config["batch_size"]), device)
     return {"rows": rows, "logits": logits, "files": checkpoint_files(task, task.model.cpu())}
