@@ -2,14 +2,17 @@
 the real Predictor + InferenceActor for an image model (resnet50), the transformers image
 families (ViT-B/16 as model.arch=hf, CLIP ViT-B/32 zero-shot as model.arch=clip) and a text
 model (tiny BERT); a training step of each trainable one on the GPU, and head-only training
-on features cached on the GPU (train.embedding_cache). Prints what it checked and
-throughputs.
+on features cached on the GPU (train.embedding_cache); the device decoder
+(infer.decode_on_device) against the CPU decoder. Prints what it checked and throughputs.
 
-    python3 scripts/gpu_smoke.py     # on a machine with CUDA
+    python3 scripts/gpu_smoke.py                # on a machine with CUDA
+    python3 scripts/gpu_smoke.py --device cpu   # the device decoder's check alone, on CPU
 """
 
 from __future__ import annotations
 
+import argparse
+import io
 import sys
 import tempfile
 import time
@@ -191,9 +194,96 @@ def text_check(tmp: Path) -> None:
     print(f"text: tiny BERT GPU training step ok (loss {loss.item():.3f}); bf16 inference ok")
 
 
-def main() -> None:
+def _decode_items() -> tuple[list[str], list[bytes]]:
+    """JPEGs the device decodes (sizes, grey, progressive) and items it hands to the CPU."""
+    from PIL import Image
+
+    from raylabel.demo.images import DEFAULT_CLASSES, render_shape
+
+    def enc(img: Image.Image, fmt: str = "JPEG", **kw: object) -> bytes:
+        buf = io.BytesIO()
+        img.save(buf, fmt, **kw)
+        return buf.getvalue()
+
+    names, items = [], []
+    for i, (w, h) in enumerate([(256, 256), (640, 480), (1000, 700), (37, 53), (300, 200)]):
+        img = render_shape(DEFAULT_CLASSES[i % 6], np.random.default_rng(i), max(w, h), False)
+        names.append(f"jpeg-{w}x{h}")
+        items.append(enc(img.resize((w, h)), quality=90))
+    grey = np.random.default_rng(0).integers(0, 255, (60, 80), dtype=np.uint8)
+    names += ["jpeg-grey", "jpeg-progressive", "png", "jpeg-oversized", "jpeg-truncated"]
+    items += [
+        enc(Image.fromarray(grey, "L")),
+        enc(
+            render_shape(DEFAULT_CLASSES[0], np.random.default_rng(9), 256, False), progressive=True
+        ),
+        enc(render_shape(DEFAULT_CLASSES[1], np.random.default_rng(8), 64, False), "PNG"),
+        enc(render_shape(DEFAULT_CLASSES[2], np.random.default_rng(7), 1200, False)),
+        items[0][: len(items[0]) // 2],
+    ]
+    corrupt = bytearray(items[0])
+    for k in range(corrupt.index(b"\xff\xda") + 20, len(corrupt) - 10, 7):
+        corrupt[k] = 0xFF
+    return [*names, "jpeg-corrupt"], [*items, bytes(corrupt)]
+
+
+def device_decode_check(device: str) -> None:
+    """The device decoder against the CPU decoder (Pillow), item by item: same error rows,
+    pixels within the tolerance the CPU tests measured (resize and IDCT differ), then its
+    batched throughput on 256 px JPEGs."""
+    import pyarrow as pa
+
+    from raylabel.inputs.decode import FetchDecode
+    from raylabel.inputs.device_decode import DeviceDecode
+    from raylabel.io.storage import StorageOptions
+
+    names, items = _decode_items()
+    batch = pa.table({"item_id": names, "uri": names, "bytes": items})
+    worst = {}
+    for size, crop in [(224, None), (224, 0.875), (64, None)]:
+        fetch = FetchDecode(StorageOptions(), size, max_pixels=1000 * 1000, crop_fraction=crop)
+        payloads, _, _ = fetch.read(batch)
+        want = [fetch.decode_one(p) for p in payloads]  # the CPU path, no Ray needed
+        rows, pixels = DeviceDecode(fetch, device)(batch)
+        assert pixels.device.type == device and pixels.dtype == torch.uint8
+        got_err = rows.column("error").to_pylist()
+        for name, (arr, err), g_err, px in zip(
+            names, want, got_err, pixels.cpu().numpy(), strict=True
+        ):
+            if name == "jpeg-corrupt" and err and not g_err:
+                print(f"decode: {name} decoded on {device}, the CPU decoder refuses it ({err})")
+                continue
+            assert (err is None) == (g_err is None), (name, err, g_err)
+            if arr is not None:
+                d = float(np.abs(arr.astype(np.float64) - px.astype(np.float64)).mean() / 255)
+                worst[name] = max(worst.get(name, 0.0), d)
+    print(
+        "decode: mean |device - cpu| per image, [0,1]:", {k: round(v, 4) for k, v in worst.items()}
+    )
+    assert max(worst.values()) < 0.03, worst
+    fetch = FetchDecode(StorageOptions(), 224, 10**9)
+    many = pa.table({"item_id": ["x"] * 256, "uri": ["x"] * 256, "bytes": [items[0]] * 256})
+    decode = DeviceDecode(fetch, device)
+    decode(many)
+    _sync(device)
+    t = time.time()
+    for _ in range(5):
+        decode(many)
+    _sync(device)
+    rate = 5 * 256 / (time.time() - t)
+    print(f"decode: device decoder on {device}, 256 px JPEG -> 224, batch 256: {rate:.0f} items/s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    if p.parse_args(argv).device == "cpu":
+        device_decode_check("cpu")
+        print("CPU smoke of the device decoder: passed")
+        return
     assert torch.cuda.is_available(), "no CUDA device"
     print("device:", torch.cuda.get_device_name(0), "torch", torch.__version__)
+    device_decode_check("cuda")
     with tempfile.TemporaryDirectory() as d:
         image_check(Path(d))
         for arch in ("vit_b16", "clip_b32"):

@@ -22,6 +22,7 @@ from raylabel.errors import ConfigError
 
 REVIEW_MEDIA = ("inline", "uri", "presigned")
 PULL_REVIEWS = "labelstudio"  # review.reviewed: pull from the Label Studio project
+DECODE_ON_DEVICE_MODES = ("auto", "always", "never")
 
 
 @dataclass
@@ -67,6 +68,15 @@ class InferConfig:
         "object-store hop (GPU actors and items fetched one by one keep decode tasks)",
         ("auto", "always", "never"),
     )
+    decode_on_device: str = setting(
+        "auto",
+        "decode JPEGs inside the inference actors on their device, batched (torchvision "
+        "decode_jpeg, nvjpeg on a GPU), and resize there; other formats and JPEGs it refuses "
+        "take the CPU decoder; auto = GPU actors of an image model that decode (a "
+        "packed-Parquet drop, or infer.decode_in_actor=always); always = also on CPU; never = "
+        "the CPU decoder only",
+        DECODE_ON_DEVICE_MODES,
+    )
     pipeline_attempts: int = setting(
         2,
         "whole-pipeline attempts when a node or worker is lost mid-run (Ray Data does not "
@@ -90,6 +100,12 @@ class InferConfig:
         """Refuse a bad value of this section before any work starts (one line, the key)."""
         at_least("infer.batch_size", self.batch_size, 1)
         one_of("infer.decode_in_actor", self.decode_in_actor, ("auto", "always", "never"))
+        one_of("infer.decode_on_device", self.decode_on_device, DECODE_ON_DEVICE_MODES)
+        if self.decode_on_device == "always" and self.decode_in_actor == "never":
+            raise ConfigError(
+                "infer.decode_on_device: always decodes in the inference actors, which "
+                "infer.decode_in_actor=never forbids"
+            )
         at_least("infer.num_actors", self.num_actors, 0)
         at_least("infer.num_cpus_per_actor", self.num_cpus_per_actor, 0.0)
         at_least("infer.preprocess_batch_size", self.preprocess_batch_size, 1)

@@ -67,15 +67,24 @@ def decode_image(
     return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
+def framing(
+    width: int, height: int, size: int, crop_fraction: float | None
+) -> tuple[int, int, int, int]:
+    """(resized width, resized height, crop left, crop top) of an image framed to size x size:
+    one rule for the CPU and the device decoder, so both frame every image alike."""
+    if crop_fraction is None:
+        return size, size, 0, 0
+    short = max(size, round(size / crop_fraction))
+    scale = short / min(width, height)
+    nw, nh = max(size, round(width * scale)), max(size, round(height * scale))
+    return nw, nh, (nw - size) // 2, (nh - size) // 2
+
+
 def _resize_crop(img: Image.Image, size: int, crop_fraction: float | None) -> Image.Image:
     if crop_fraction is None:
         return img.resize((size, size), Image.BILINEAR)
-    short = max(size, round(size / crop_fraction))
-    w, h = img.size
-    scale = short / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    nw, nh, left, top = framing(*img.size, size, crop_fraction)
     img = img.resize((nw, nh), Image.BILINEAR)
-    left, top = (nw - size) // 2, (nh - size) // 2
     return img.crop((left, top, left + size, top + size))
 
 
@@ -125,6 +134,23 @@ class FetchDecode:
         """The `map_batches` contract: the same rows back with pixels, error and error_stage filled;
         a bad item becomes an error row and never fails the task, but a storage outage raises so
         the run fails instead of recording every item as an error."""
+        payloads, errors, stages = self.read(batch)
+        pixels = np.zeros((batch.num_rows, 3, self.image_size, self.image_size), dtype=np.uint8)
+        for i, data in enumerate(payloads):
+            if errors[i] is None:
+                arr, errors[i] = self.decode_one(data)
+                if arr is None:
+                    stages[i] = "decode"
+                else:
+                    pixels[i] = arr
+        from ray.data.extensions import ArrowTensorArray
+
+        return self.rows_out(batch, errors, stages, ArrowTensorArray.from_numpy(pixels))
+
+    def read(self, batch: pa.Table) -> tuple[list[bytes], list[str | None], list[str | None]]:
+        """Each row's payload, or its error and stage ("input": refused by planning or a
+        duplicate, "read": not fetched, "decode": null); split from the decoding so the device
+        decoder reads items exactly as this one does. A storage outage raises."""
         n = batch.num_rows
         uris = batch.column("uri").to_pylist()
         inline = batch.column("bytes").to_pylist() if "bytes" in batch.column_names else None
@@ -135,12 +161,11 @@ class FetchDecode:
         )
         refused = refused_mask(batch)  # planning refused these rows (e.g. outside the drop root)
         sizes = listed_sizes(batch)
-        pixels = np.zeros((n, 3, self.image_size, self.image_size), dtype=np.uint8)
+        payloads: list[bytes] = [b""] * n
         errors: list[str | None] = [None] * n
         stages: list[str | None] = [None] * n
         fs_cache: dict[str, Any] = {}
         for i in range(n):
-            stage = "read"
             if dup[i]:
                 errors[i] = "duplicate item_id in the input (labeled once, at its first occurrence)"
                 stages[i] = "input"
@@ -152,21 +177,43 @@ class FetchDecode:
                 check_size(sizes[i], self.max_bytes)
                 data = inline[i] if inline is not None else self._fetch(uris[i], fs_cache)
                 check_size(len(data) if data is not None else None, self.max_bytes)
-                stage = "decode"
-                if data is None:
-                    raise ItemError("payload is null")
-                pixels[i] = decode_image(data, self.image_size, self.max_pixels, self.crop_fraction)
             except ItemError as exc:
-                errors[i], stages[i] = str(exc), stage
+                errors[i], stages[i] = str(exc), "read"
+                continue
             except StorageUnavailable:
                 raise
             except Exception as exc:  # any per-item failure must become an error row
-                errors[i], stages[i] = f"{type(exc).__name__}: {_one_line(exc)}", stage
+                errors[i], stages[i] = f"{type(exc).__name__}: {_one_line(exc)}", "read"
+                continue
+            if data is None:
+                errors[i], stages[i] = "payload is null", "decode"
+            else:
+                payloads[i] = data
+        return payloads, errors, stages
+
+    def decode_one(self, data: bytes) -> tuple[np.ndarray | None, str | None]:
+        """(pixels, None) or (None, the item's one-line error): what any failure of the CPU
+        decoder becomes, for this path and for the device decoder's fallback alike."""
+        try:
+            return decode_image(data, self.image_size, self.max_pixels, self.crop_fraction), None
+        except ItemError as exc:
+            return None, str(exc)
+        except Exception as exc:  # any per-item failure must become an error row
+            return None, f"{type(exc).__name__}: {_one_line(exc)}"
+
+    def rows_out(
+        self,
+        batch: pa.Table,
+        errors: list[str | None],
+        stages: list[str | None],
+        pixels: pa.Array | None = None,
+    ) -> pa.Table:
+        """The batch's rows without the payload and planning columns, plus pixels (when given),
+        error and error_stage."""
         dropped = ("bytes", "duplicate", "size", INPUT_ERROR_COLUMN)
         out = batch.drop_columns([c for c in dropped if c in batch.column_names])
-        from ray.data.extensions import ArrowTensorArray
-
-        out = out.append_column(PIXELS, ArrowTensorArray.from_numpy(pixels))
+        if pixels is not None:
+            out = out.append_column(PIXELS, pixels)
         out = out.append_column(ERROR, pa.array(errors, pa.string()))
         return out.append_column(ERROR_STAGE, pa.array(stages, pa.string()))
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from raylabel.inputs.decode import FetchDecode
+from raylabel.inputs.device_decode import DeviceDecode
 from raylabel.io.layout import utc_now
 from raylabel.io.schema import LABEL_SCHEMA
 from raylabel.models.predictor import EnsemblePredictor, Predictor
@@ -29,9 +32,11 @@ class InferenceActor:
         topk: int = 3,
         preprocess: Callable[[pa.Table], pa.Table] | None = None,
         thresholds: dict[str, float] | None = None,
+        decode_on_device: str = "auto",
     ) -> None:
         self.preprocess = preprocess  # decode in the actor: batches arrive as Arrow tables
         self.predictor = loader()
+        self.device_decode = device_decoder(preprocess, self.predictor, decode_on_device)
         card = self.predictor.card
         self.classes = np.asarray(card.classes, dtype=object)
         # thresholds re-derived at labeling time (reviewed items added) override the card's
@@ -51,10 +56,7 @@ class InferenceActor:
         """The `map_batches` contract: one labeled row per input row plus error and error_stage, so
         items that failed upstream travel on to the sink as error rows and the run's counts still
         reconcile."""
-        if self.preprocess is not None:
-            from ray.data.block import BlockAccessor
-
-            batch = BlockAccessor.for_block(self.preprocess(batch)).to_batch_format("numpy")
+        batch = self._decoded(batch)
         n = len(batch["item_id"])
         error = batch["error"]
         ok = np.array([e is None for e in error], dtype=bool)
@@ -99,3 +101,32 @@ class InferenceActor:
             table = table.append_column("truncated", pa.array(batch["truncated"], pa.bool_()))
         table = table.append_column("error", pa.array(list(error), pa.string()))
         return table.append_column("error_stage", pa.array(list(batch["error_stage"]), pa.string()))
+
+    def _decoded(self, batch: dict[str, np.ndarray] | pa.Table) -> dict[str, Any]:
+        """The batch as numpy columns, decoded here when the actor decodes (pixels decoded on
+        the device stay there, as a tensor, until the forward pass)."""
+        if self.preprocess is None:
+            return batch  # type: ignore[return-value]
+        from ray.data.block import BlockAccessor
+
+        if self.device_decode is None:
+            return BlockAccessor.for_block(self.preprocess(batch)).to_batch_format("numpy")
+        rows, pixels = self.device_decode(batch)
+        out = BlockAccessor.for_block(rows).to_batch_format("numpy")
+        out["pixels"] = pixels
+        return out
+
+
+def device_decoder(
+    preprocess: Callable[[pa.Table], pa.Table] | None,
+    predictor: Predictor | EnsemblePredictor,
+    mode: str,
+) -> DeviceDecode | None:
+    """The device decoder this actor uses (infer.decode_on_device), or None: only an image
+    model's own decoding moves, on CUDA for auto, on whatever device the model is for always."""
+    if mode == "never" or not isinstance(preprocess, FetchDecode):
+        return None
+    device = str(predictor.device)
+    if predictor.family.feature != "pixels" or (mode == "auto" and not device.startswith("cuda")):
+        return None
+    return DeviceDecode(preprocess, device)

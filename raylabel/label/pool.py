@@ -29,11 +29,23 @@ def decode_in_actor(cfg: Config, plan: sources.SourcePlan) -> bool:
     """Whether the inference actors decode their own items. On CPU-only inference over
     inline payloads a separate decode stage only adds an object-store hop and a scheduling
     step per block, and the cores are better spent as one decode+forward actor each; a GPU
-    actor (or items fetched one by one from object storage) needs decode tasks to feed it."""
+    actor needs decode tasks to feed it unless it decodes on its device; items fetched one by
+    one from object storage need decode tasks to fetch them in parallel."""
     mode = cfg.infer.decode_in_actor
     if mode != "auto":
         return mode == "always"
+    if decodes_on_device(cfg, plan):
+        return True
     return not cfg.infer.use_gpu and plan.kind == "parquet"
+
+
+def decodes_on_device(cfg: Config, plan: sources.SourcePlan) -> bool:
+    """The driver's half of infer.decode_on_device: whether the actors are handed the items to
+    decode on their device (each then decodes there only if it has CUDA, for auto)."""
+    mode = cfg.infer.decode_on_device
+    if cfg.modality != "image" or mode == "never" or cfg.infer.decode_in_actor == "never":
+        return False
+    return mode == "always" or (cfg.infer.use_gpu and plan.kind == "parquet")
 
 
 def plan_pool(cfg: Config, shape: cluster.ClusterShape, in_actor: bool = False) -> PoolPlan:

@@ -56,8 +56,12 @@ class Predictor:
         return softmax_rows(logits), softmax_rows(logits, float(self.card.temperature or 1.0))
 
     def logits_for(self, batch: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
-        """Logits for the selected rows of a preprocessed batch, whatever the family."""
-        return self.family.logits(self, batch[self.family.feature][rows])
+        """Logits for the selected rows of a preprocessed batch, whatever the family (pixels
+        decoded on the device arrive as a tensor there and are selected there)."""
+        feature = batch[self.family.feature]
+        if isinstance(feature, torch.Tensor):
+            return self.family.logits(self, feature[torch.from_numpy(rows).to(feature.device)])
+        return self.family.logits(self, feature[rows])
 
     @torch.inference_mode()
     def text_logits(self, ids: list[np.ndarray]) -> np.ndarray:
@@ -80,9 +84,13 @@ class Predictor:
         return cls(model, card, device, pad_id(family_of(card), model_dir))
 
     @torch.inference_mode()
-    def logits(self, pixels: np.ndarray) -> np.ndarray:
-        """Logits of an image model for uint8 NCHW pixels (bf16 autocast on GPU)."""
-        x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)
+    def logits(self, pixels: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Logits of an image model for uint8 NCHW pixels, host arrays or tensors already on
+        the device (bf16 autocast on GPU)."""
+        if isinstance(pixels, torch.Tensor):
+            x = pixels.to(self.device)
+        else:
+            x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)
         use_amp = self.device.startswith("cuda")
         if use_amp:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -110,6 +118,8 @@ class EnsemblePredictor:
             raise ModelLoadError(f"model {card.model_version}: the ensemble has no members")
         self.members = members
         self.card = card
+        self.family = members[0].family
+        self.device = members[0].device  # every member loads on the actor's one device
 
     @classmethod
     def from_dir(cls, model_dir: Path, device: str = "cpu") -> EnsemblePredictor:

@@ -124,12 +124,15 @@ def test_auto_decodes_in_actor_only_for_cpu_inference_over_inline_parquet(tmp_pa
     folder = tmp_path / "folder"
     folder.mkdir()
     Image.new("RGB", (8, 8)).save(folder / "x.png")
-    for path, gpu, mode, want in [
-        (tmp_path / "drop", False, "auto", True),
-        (tmp_path / "drop", True, "auto", False),  # a GPU actor needs decode tasks to feed it
-        (folder, False, "auto", False),  # items fetched one by one: decode tasks fetch in parallel
-        (folder, False, "always", True),
-        (tmp_path / "drop", False, "never", False),
+    for path, gpu, mode, device, want in [
+        (tmp_path / "drop", False, "auto", "auto", True),
+        # a GPU actor needs decode tasks to feed it, unless it decodes on its device
+        (tmp_path / "drop", True, "auto", "never", False),
+        (tmp_path / "drop", True, "auto", "auto", True),
+        (folder, True, "auto", "auto", False),  # items fetched one by one: decode tasks fetch
+        (folder, False, "auto", "auto", False),  # ... in parallel
+        (folder, False, "always", "auto", True),
+        (tmp_path / "drop", False, "never", "auto", False),
     ]:
         cfg = load_config(
             [],
@@ -137,9 +140,11 @@ def test_auto_decodes_in_actor_only_for_cpu_inference_over_inline_parquet(tmp_pa
                 f"drop.path={path}",
                 f"infer.use_gpu={str(gpu).lower()}",
                 f"infer.decode_in_actor={mode}",
+                f"infer.decode_on_device={device}",
             ],
         )
-        assert decode_in_actor(cfg, sources.plan_drop(cfg)) is want, (path.name, gpu, mode)
+        got = decode_in_actor(cfg, sources.plan_drop(cfg))
+        assert got is want, (path.name, gpu, mode, device)
 
 
 def test_decode_in_actor_rejects_unknown_mode(tmp_path: Path) -> None:
@@ -147,3 +152,65 @@ def test_decode_in_actor_rejects_unknown_mode(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"infer\.decode_in_actor"):
         load_config([], ["infer.decode_in_actor=yes"])
+
+
+def _jpeg_drop(path: Path) -> dict[str, str | None]:
+    """24 items: JPEGs of several sizes and a PNG, plus a corrupt JPEG, a truncated one and a
+    null payload."""
+    rng = np.random.default_rng(5)
+    ids, payloads, expected = [], [], {}
+    for i in range(21):
+        buf = io.BytesIO()
+        img = Image.fromarray(rng.integers(0, 255, (24 + i, 40, 3), dtype=np.uint8))
+        img.save(buf, "PNG" if i == 20 else "JPEG", quality=85)
+        ids.append(f"ok-{i:03d}")
+        payloads.append(buf.getvalue())
+        expected[ids[-1]] = None
+    corrupt = bytearray(payloads[0])
+    for k in range(corrupt.index(b"\xff\xda") + 20, len(corrupt) - 10, 7):
+        corrupt[k] = 0xFF
+    for name, data in [
+        ("corrupt", bytes(corrupt)),
+        ("truncated", payloads[1][: len(payloads[1]) // 2]),
+        ("null", None),
+    ]:
+        ids.append(name)
+        payloads.append(data)
+        expected[name] = "decode"
+    path.mkdir(parents=True)
+    pq.write_table(
+        pa.table({"item_id": ids, "bytes": pa.array(payloads, pa.binary())}), path / "p.parquet"
+    )
+    return expected
+
+
+@pytest.mark.slow
+def test_decode_on_device_always_accounts_for_every_item(ray_cluster: None, tmp_path: Path) -> None:
+    """infer.decode_on_device=always on CPU: the actors decode (torchvision's CPU decode_jpeg
+    standing in for nvjpeg), and every item is a labeled row or an error row of the decode
+    stage, as with the CPU decoder."""
+    expected = _jpeg_drop(tmp_path / "drop")
+    version = publish_random_model(tmp_path, CLASSES)
+    cfg = load_config(
+        [],
+        [
+            f"drop.path={tmp_path / 'drop'}",
+            "drop.name=device",
+            f"output.root={tmp_path / 'out'}",
+            f"run.model_version={version}",
+            "infer.decode_on_device=always",
+            "infer.batch_size=8",
+            "review.size=5",
+        ],
+    )
+    result = label(cfg)
+    assert result.summary["pool"]["decode_in_actor"] is True
+    labels, errors = _read(result.run_uri, "labels"), _read(result.run_uri, "errors")
+    assert labels.num_rows + errors.num_rows == len(expected)
+    assert sorted(labels.column("item_id").to_pylist()) == sorted(
+        k for k, v in expected.items() if v is None
+    )
+    assert {r["item_id"]: r["stage"] for r in errors.to_pylist()} == {
+        k: v for k, v in expected.items() if v
+    }
+    assert labels.column("label").null_count == 0
