@@ -22,7 +22,9 @@ class OutputConfig:
     )
     rows_per_file: int = setting(
         50_000,
-        "rows gathered per write of labels/ and errors/, so about the rows per Parquet file",
+        "rows gathered per write of labels/ and errors/, so at most about the rows per Parquet "
+        "file; a drop under 8 such files is written in about 8 parts (at least 1,000 rows "
+        "each) so writing keeps pace with labeling",
     )
 
     def check(self) -> None:

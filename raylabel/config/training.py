@@ -79,7 +79,12 @@ class TrainConfig:
         "below 1 keeps more of what pretraining learned; images with model.pretrained, "
         "transformers text",
     )
-    num_workers: int = setting(2, "Ray Train workers (DDP), each on a shard of the seed")
+    num_workers: int = setting(
+        0,
+        "Ray Train workers (DDP), each on a shard of the seed; 0 = auto: one per GPU with "
+        "train.use_gpu, otherwise one worker with a node's CPUs as torch threads (on one "
+        "machine a second CPU worker costs more in gradient exchange than it adds)",
+    )
     use_gpu: bool = setting(False, "train on GPUs, one per worker")
     cpus_per_worker: float = setting(
         1.0,
@@ -192,7 +197,7 @@ class TrainConfig:
         at_least("train.batch_size", self.batch_size, 1)
         positive("train.lr", self.lr)
         at_least("train.weight_decay", self.weight_decay, 0.0)
-        at_least("train.num_workers", self.num_workers, 1)
+        at_least("train.num_workers", self.num_workers, 0)
         positive("train.cpus_per_worker", self.cpus_per_worker)
         in_range("train.val_fraction", self.val_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
         one_of("train.calibration", self.calibration, CALIBRATIONS)

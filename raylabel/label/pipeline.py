@@ -74,7 +74,9 @@ def write_run(
         opts=job.opts,
         classes=card.classes,
         bin_edges=list(cfg.review.bin_edges),
-        rows_per_file=cfg.output.rows_per_file,
+        rows_per_file=rows_per_write(
+            cfg.output.rows_per_file, job.plan.num_items - len(reuse.reused)
+        ),
         schema=label_schema(card.modality),
     )
     try:
@@ -93,6 +95,18 @@ def write_run(
     stats = merge_stats(sink.results)
     reconcile(job.plan, stats, run, job.opts)
     return pool, stats
+
+
+WRITES_PER_DROP = 8  # a drop smaller than this many files is still written in this many parts
+MIN_ROWS_PER_WRITE = 1_000
+
+
+def rows_per_write(rows_per_file: int, rows: int) -> int:
+    """Rows gathered per write task: `output.rows_per_file`, or less for a drop under
+    WRITES_PER_DROP such files, so its writes keep pace with labeling instead of all waiting
+    for the last batch (a 20k drop used to write its one file after every item was labeled)."""
+    share = -(-max(rows, 1) // WRITES_PER_DROP)
+    return max(1, min(rows_per_file, max(MIN_ROWS_PER_WRITE, share)))
 
 
 def reconcile(
@@ -167,6 +181,7 @@ def _inference(job: LabelJob, run: layout.RunLayout, pool: PoolPlan, reuse: Reus
             "topk": cfg.infer.topk,
             "preprocess": decode if pool.decode_in_actor else None,
             "thresholds": job.thresholds,
+            "decode_on_device": cfg.infer.decode_on_device,
         },
         compute=ActorPoolStrategy(size=pool.num_actors),
         batch_size=cfg.infer.batch_size,

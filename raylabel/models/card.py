@@ -12,15 +12,15 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from safetensors.torch import save_file
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from raylabel.errors import ModelLoadError
 from raylabel.io import storage
 from raylabel.io.layout import CARD_FILE
 from raylabel.io.storage import StorageOptions
+
+if TYPE_CHECKING:
+    from torch import nn
 
 WEIGHTS_FILE = "model.safetensors"
 # the items the thresholds came from; labeling adds reviewed items to them
@@ -112,6 +112,8 @@ def check_label_map(model_dir: Path, config: Any, card: ModelCard) -> None:
 
 def save_model_dir(model: nn.Module, card: ModelCard, out_dir: Path) -> ModelCard:
     """Write weights (safetensors) and the card; the card records the weights' hash."""
+    from safetensors.torch import save_file  # torch only where weights are written
+
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out_dir / WEIGHTS_FILE), metadata={"format": "pt"})

@@ -26,6 +26,8 @@ from raylabel.io.storage import StorageOptions
 from raylabel.models.card import ModelCard
 from raylabel.stats.sampling import hash01
 
+READ_CPUS = 0.25
+
 
 def pool_per_class(k: int, n_classes: int, factor: float) -> int:
     """Candidates kept per predicted class: ``factor`` times an equal share of ``k``."""
@@ -194,8 +196,9 @@ def pool_payloads(pool: pa.Table, plan: Any, opts: StorageOptions) -> pa.Table:
     if plan.kind == "parquet":
         from raylabel.inputs import sources
 
-        ds = sources.drop_dataset(plan, opts).map_batches(
-            _keep_ids, fn_kwargs={"ids": wanted}, batch_format="pyarrow"
+        # light reservations: every row group is read at once instead of one per CPU
+        ds = sources.drop_dataset(plan, opts, read_cpus=READ_CPUS).map_batches(
+            _keep_ids, fn_kwargs={"ids": wanted}, batch_format="pyarrow", num_cpus=READ_CPUS
         )
         parts = [
             pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
@@ -209,6 +212,14 @@ def pool_payloads(pool: pa.Table, plan: Any, opts: StorageOptions) -> pa.Table:
     return base
 
 
+def rows_of(rows: pa.Table, table: pa.Table) -> pa.Table:
+    """The rows (read once for several lists) that belong to ``table``'s items."""
+    import pyarrow.compute as pc
+
+    wanted = pa.array(table.column("item_id").to_pylist(), pa.string())
+    return rows.filter(pc.is_in(rows.column("item_id"), value_set=wanted))
+
+
 def _keep_ids(batch: pa.Table, ids: pa.Array) -> pa.Table:
     import pyarrow.compute as pc
 
@@ -216,15 +227,22 @@ def _keep_ids(batch: pa.Table, ids: pa.Array) -> pa.Table:
 
 
 def pool_embeddings(
-    cfg: Config, run: RunLayout, card: ModelCard, pool: pa.Table, plan: Any, opts: StorageOptions
+    cfg: Config,
+    run: RunLayout,
+    card: ModelCard,
+    pool: pa.Table,
+    plan: Any,
+    opts: StorageOptions,
+    rows: pa.Table | None = None,
 ) -> tuple[np.ndarray | None, str]:
-    """(embeddings aligned with ``pool`` or None, status) computed in one Ray task."""
+    """(embeddings aligned with ``pool`` or None, status) computed in one Ray task; ``rows``
+    (the pool's payloads, already read with the sample's) saves a read of the drop."""
     import ray
 
     from raylabel.io import layout
     from raylabel.models.loader import ModelLoader
 
-    rows = pool_payloads(pool, plan, opts)
+    rows = pool_payloads(pool, plan, opts) if rows is None else rows_of(rows, pool)
     model_dir = layout.model_uri(cfg.output.root, card.model_version)
     loader = ModelLoader(
         root=cfg.output.root,
@@ -263,9 +281,10 @@ def build_queue(
     cands: pa.Table,
     plan: Any,
     opts: StorageOptions,
+    rows: pa.Table | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:
     """The uncertain queue (rows in pick order, with ``queue_rank`` and ``kcenter_distance``)
-    and a small description for summary.json."""
+    and a small description for summary.json; ``rows`` as in `pool_embeddings`."""
     r = cfg.review
     n_cls = max(1, len(card.classes))
     pool_k = pool_per_class(r.uncertain_size, n_cls, r.uncertain_pool_factor)
@@ -280,7 +299,7 @@ def build_queue(
         info["embedding"] = "none (empty pool)"
         return pool, info
     try:
-        emb, status = pool_embeddings(cfg, run, card, pool, plan, opts)
+        emb, status = pool_embeddings(cfg, run, card, pool, plan, opts, rows)
     except Exception as exc:  # the queue must never fail a run: fall back to margin order
         msg = first_line(exc)
         emb, status = None, f"unavailable: {type(exc).__name__}: {msg}"[:300]

@@ -51,6 +51,7 @@ REVIEW_COLUMNS = [
     "drop",
 ]
 BOUND_TAIL = 1e-9
+SCAN_CPUS = 0.25  # the scan reads a few columns: a whole CPU per file would run them in turn
 
 
 def u_bounds(populations: dict[str, int], allocation: dict[str, int]) -> dict[str, float]:
@@ -106,8 +107,11 @@ def _scan(run: RunLayout, opts: StorageOptions, fn_kwargs: dict[str, Any]) -> pa
     fs, path = storage.resolve(run.labels_dir, opts)
     if not storage.exists(run.labels_dir, opts):
         return pa.table({c: pa.array([], pa.string()) for c in REVIEW_COLUMNS})
-    ds = ray.data.read_parquet(path, filesystem=fs).select_columns(REVIEW_COLUMNS)
-    ds = ds.map_batches(_candidates, fn_kwargs=fn_kwargs, batch_format="pyarrow", batch_size=8192)
+    light = {"num_cpus": SCAN_CPUS}
+    ds = ray.data.read_parquet(path, filesystem=fs, columns=REVIEW_COLUMNS, ray_remote_args=light)
+    ds = ds.map_batches(
+        _candidates, fn_kwargs=fn_kwargs, batch_format="pyarrow", batch_size=8192, **light
+    )
     parts = [
         pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
         for b in ds.iter_batches(batch_format="pyarrow", batch_size=None)
@@ -160,15 +164,10 @@ def draw_review(
     # the queue is drawn from what the sample left: an item goes to reviewers once, as a
     # sample item (so it counts in the estimates)
     queue_cands = _without(cands, sample)
-    if kcenter:
-        uncertain, queue_info = active.build_queue(cfg, run, card, queue_cands, plan, opts)
-    else:
-        uncertain = _uncertain(queue_cands, r.uncertain_size, r.seed)
-        queue_info = {"strategy": "least_confident"}
-
+    uncertain, queue_info, rows = _queue(cfg, run, card, sample, queue_cands, plan, opts)
     reviewed = [t.select(["item_id", "uri"]) for t in (sample, uncertain) if t.num_rows]
     payloads = (
-        item_payloads(pa.concat_tables(reviewed), plan, opts, cfg.infer.max_item_bytes)
+        item_payloads(pa.concat_tables(reviewed), plan, opts, cfg.infer.max_item_bytes, rows)
         if reviewed
         else {}
     )
@@ -191,6 +190,32 @@ def draw_review(
         "uncertain_queue": queue_info,
         "files": files,
     }
+
+
+def _queue(
+    cfg: Config,
+    run: RunLayout,
+    card: ModelCard,
+    sample: pa.Table,
+    queue_cands: pa.Table,
+    plan: Any,
+    opts: StorageOptions,
+) -> tuple[pa.Table, dict[str, Any], pa.Table | None]:
+    """(uncertain queue, its description, the drop rows read for it). The active queue's pool
+    and the sample are read from the drop together, once: the same rows serve the pool's
+    embeddings and the review files' payloads (at 1M items every read touches every row
+    group)."""
+    r = cfg.review
+    if r.uncertain_strategy != "margin_kcenter":
+        uncertain = _uncertain(queue_cands, r.uncertain_size, r.seed)
+        return uncertain, {"strategy": "least_confident"}, None
+    n_cls = max(1, len(card.classes))
+    pool_k = active.pool_per_class(r.uncertain_size, n_cls, r.uncertain_pool_factor)
+    pool = active.class_pools(queue_cands, pool_k, r.seed)
+    wanted = [t.select(["item_id", "uri"]) for t in (sample, pool) if t.num_rows]
+    rows = active.pool_payloads(pa.concat_tables(wanted), plan, opts) if wanted else None
+    uncertain, info = active.build_queue(cfg, run, card, queue_cands, plan, opts, rows)
+    return uncertain, info, rows
 
 
 def _select(

@@ -37,16 +37,20 @@ def thumbnail_uri(data: bytes, max_px: int) -> str:
 
 
 def item_payloads(
-    table: pa.Table, plan: Any, opts: StorageOptions, max_bytes: int
+    table: pa.Table, plan: Any, opts: StorageOptions, max_bytes: int, rows: pa.Table | None = None
 ) -> dict[str, bytes]:
     """item_id -> the item's bytes (encoded image or raw text), read where the pipeline reads
     them (the drop's inline column for packed and inline-text drops, the object otherwise),
-    for a few hundred review items; unreadable items are left out."""
+    for a few hundred review items; unreadable items are left out. ``rows``: the drop rows
+    already read for the active queue (one read serves both)."""
     if not table.num_rows or "item_id" not in table.column_names:
         return {}
-    from raylabel.review.active import pool_payloads
+    from raylabel.review.active import pool_payloads, rows_of
 
-    rows = pool_payloads(table.select(["item_id", "uri"]), plan, opts)
+    if rows is None:
+        rows = pool_payloads(table.select(["item_id", "uri"]), plan, opts)
+    else:
+        rows = rows_of(rows, table)
     inline = getattr(plan, "inline_column", None)
     inline = inline if inline in rows.column_names else None
     cache: dict[str, Any] = {}

@@ -57,7 +57,9 @@ def make_card(
             "min_steps": cfg.train.min_steps,
             "batch_size": cfg.train.batch_size,
             "lr": cfg.train.lr,
-            "num_workers": cfg.train.num_workers,
+            "num_workers": int(history[-1].get("workers", cfg.train.num_workers))
+            if history
+            else cfg.train.num_workers,
             "seed": cfg.train.seed,
             "n_train": n_train,
             "n_val": n_val,

@@ -377,13 +377,9 @@ def _fit(
     from raylabel.fit.folds import loop_config
     from raylabel.fit.loop import train_loop_per_worker
 
-    shape = cluster.shape()
     t = cfg.train
-    cpus = t.cpus_per_worker
-    if not t.use_gpu:
-        # leave room for the decode tasks that feed the workers (a full reservation hangs)
-        cpus = min(cpus, max(0.25, (shape.cpus - 0.5) / t.num_workers))
-    config = loop_config(cfg, classes, max(1, round(cpus)), t.epochs, pretrained, tokenizer_json)
+    workers, cpus, threads = worker_plan(t, cluster.shape())
+    config = loop_config(cfg, classes, threads, t.epochs, pretrained, tokenizer_json)
     config.update(
         n_train=n_train,
         n_val=n_val,
@@ -402,7 +398,7 @@ def _fit(
         train_loop_per_worker,
         train_loop_config=config,
         scaling_config=ScalingConfig(
-            num_workers=t.num_workers, use_gpu=t.use_gpu, resources_per_worker={"CPU": cpus}
+            num_workers=workers, use_gpu=t.use_gpu, resources_per_worker={"CPU": cpus}
         ),
         run_config=RunConfig(
             name=f"raylabel-train-{layout.new_id()}",
@@ -419,7 +415,23 @@ def _fit(
     local = tmp / "checkpoint"
     result.checkpoint.to_directory(str(local))
     history = json.loads((local / "history.json").read_text())
+    for h in history:
+        h.setdefault("workers", workers)  # the card records what auto chose
     return local, history
+
+
+def worker_plan(t: Any, shape: cluster.ClusterShape) -> tuple[int, float, int]:
+    """(Ray Train workers, CPUs each reserves, torch threads each runs). On CPU the
+    reservation leaves room for the decode tasks that feed the workers (a full one hangs);
+    auto (0) on CPU is one worker threading over a node's cores: no gradient exchange."""
+    if t.use_gpu:
+        n = t.num_workers or max(1, int(shape.gpus))
+        return n, t.cpus_per_worker, max(1, round(t.cpus_per_worker))
+    if t.num_workers:
+        cpus = min(t.cpus_per_worker, max(0.25, (shape.cpus - 0.5) / t.num_workers))
+        return t.num_workers, cpus, max(1, round(cpus))
+    node_cpus = shape.cpus / max(1, shape.nodes)
+    return 1, max(0.25, node_cpus - 0.5), max(1, int(node_cpus))
 
 
 def _learn_subword(
