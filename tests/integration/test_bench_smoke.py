@@ -12,6 +12,8 @@ from benchutil import run_bench, table_row
 
 pytestmark = pytest.mark.slow
 
+PROFILES = ("png32_small_cnn", "jpeg224_small_cnn", "png64_resnet18")
+
 
 def test_streaming_bench_smoke(bench_cache: Path) -> None:
     out = run_bench("streaming.py", "--n", "1500", "--out", str(bench_cache))
@@ -22,11 +24,20 @@ def test_streaming_bench_smoke(bench_cache: Path) -> None:
 
 
 def test_label_throughput_bench_smoke(bench_cache: Path) -> None:
+    """Every profile at a tiny size with random-init models (plumbing, not speed)."""
     out = run_bench(
-        "label_throughput.py", "--n", "600", "--out", str(bench_cache), "--batch-size", "128"
-    )
+        "label_throughput.py", "--n", "300", "--out", str(bench_cache), "--batch-size", "64",
+        "--untrained-models",
+    )  # fmt: skip
     assert "== labeling throughput ==" in out
-    for who in ("A bare loop", "B plain Ray Data", "C raylabel label"):
-        cells = table_row(out, f"| 600 | {who} |")
-        assert cells[-1] == "600"  # every item written by every contender
-    assert "C/A = " in out and "C/B = " in out
+    for profile in PROFILES:
+        for who in ("A bare loop", "B plain Ray Data", "C raylabel label"):
+            cells = table_row(out, f"| {profile} | 300 | {who} |")
+            assert cells[-1] == "300"  # every item written by every contender
+        assert f"{profile} N=300: C/A = " in out
+        assert f"{profile} N=300: C time: ray.init " in out
+        assert (bench_cache / "results" / f"throughput-{profile}-C-300.json").is_file()
+    assert "C/B = " in out
+    matrix = out.split("C/A by profile and N")[1]  # the compact profile x N table
+    for profile in PROFILES:
+        assert table_row(matrix, f"| {profile} |")[1] != "-"
