@@ -26,8 +26,6 @@ from raylabel.io.storage import StorageOptions
 from raylabel.models.card import ModelCard
 from raylabel.stats.sampling import hash01
 
-READ_CPUS = 0.25
-
 
 def pool_per_class(k: int, n_classes: int, factor: float) -> int:
     """Candidates kept per predicted class: ``factor`` times an equal share of ``k``."""
@@ -196,9 +194,8 @@ def pool_payloads(pool: pa.Table, plan: Any, opts: StorageOptions) -> pa.Table:
     if plan.kind == "parquet":
         from raylabel.inputs import sources
 
-        # light reservations: every row group is read at once instead of one per CPU
-        ds = sources.drop_dataset(plan, opts, read_cpus=READ_CPUS).map_batches(
-            _keep_ids, fn_kwargs={"ids": wanted}, batch_format="pyarrow", num_cpus=READ_CPUS
+        ds = sources.drop_dataset(plan, opts).map_batches(
+            _keep_ids, fn_kwargs={"ids": wanted}, batch_format="pyarrow"
         )
         parts = [
             pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b

@@ -51,7 +51,7 @@ REVIEW_COLUMNS = [
     "drop",
 ]
 BOUND_TAIL = 1e-9
-SCAN_CPUS = 0.25  # the scan reads a few columns: a whole CPU per file would run them in turn
+SCAN_CPUS = 0.25  # a scan task reads a few columns; it must not wait for a whole CPU
 
 
 def u_bounds(populations: dict[str, int], allocation: dict[str, int]) -> dict[str, float]:
@@ -102,20 +102,32 @@ def _candidates(
 
 
 def _scan(run: RunLayout, opts: StorageOptions, fn_kwargs: dict[str, Any]) -> pa.Table:
-    import ray.data
+    """The review candidates of every labels/ file: plain Ray tasks, at most one per CPU, each
+    reading a few columns of its files and returning only their candidates. A Ray Data plan
+    and executor, or a task per file, cost more than the scan itself on a small drop (every
+    task beyond the idle workers starts a new worker process)."""
+    import ray
 
-    fs, path = storage.resolve(run.labels_dir, opts)
+    from raylabel.io.listing import list_files
+
     if not storage.exists(run.labels_dir, opts):
         return pa.table({c: pa.array([], pa.string()) for c in REVIEW_COLUMNS})
-    light = {"num_cpus": SCAN_CPUS}
-    ds = ray.data.read_parquet(path, filesystem=fs, columns=REVIEW_COLUMNS, ray_remote_args=light)
-    ds = ds.map_batches(
-        _candidates, fn_kwargs=fn_kwargs, batch_format="pyarrow", batch_size=8192, **light
-    )
-    parts = [
-        pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
-        for b in ds.iter_batches(batch_format="pyarrow", batch_size=None)
-    ]
+    uris = [f.uri for f in list_files(run.labels_dir, opts, extensions=[".parquet"])]
+    n_tasks = max(1, min(len(uris), int(ray.cluster_resources().get("CPU", 1))))
+    task = ray.remote(num_cpus=SCAN_CPUS)(_files_candidates)
+    parts = ray.get([task.remote(uris[i::n_tasks], opts, fn_kwargs) for i in range(n_tasks)])
+    parts = [p for p in parts if p.num_rows]
+    return pa.concat_tables(parts) if parts else pa.table({})
+
+
+def _files_candidates(uris: list[str], opts: StorageOptions, kwargs: dict[str, Any]) -> pa.Table:
+    """Inside one Ray task: the candidate rows of some labels/ files."""
+    parts = []
+    for uri in uris:
+        fs, path = storage.resolve(uri, opts)
+        parts.append(
+            _candidates(pq.read_table(path, filesystem=fs, columns=REVIEW_COLUMNS), **kwargs)
+        )
     parts = [p for p in parts if p.num_rows]
     return pa.concat_tables(parts) if parts else pa.table({})
 
