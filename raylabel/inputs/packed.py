@@ -143,8 +143,11 @@ def packed_dataset(
     opts: StorageOptions,
     read_cpus: float,
     skip_rows: np.ndarray | None = None,
+    read_tasks: int = 0,
 ) -> Any:
-    """The drop's rows as a Ray dataset: one read task per row group, in parallel."""
+    """The drop's rows as a Ray dataset: one read task per row group, in parallel, at most
+    ``read_tasks`` at once when set (each new concurrent task can cost a fresh worker
+    process that imports Ray Data: about a CPU-second on a small node)."""
     import ray.data
 
     items = [{"path": p, "row_group": g, "offset": o} for p, g, o in row_groups]
@@ -163,4 +166,5 @@ def packed_dataset(
         batch_size=1,
         batch_format="pyarrow",
         num_cpus=read_cpus,
+        **({"compute": ray.data.TaskPoolStrategy(size=read_tasks)} if read_tasks else {}),
     )

@@ -501,9 +501,11 @@ def drop_dataset(
     opts: StorageOptions,
     read_cpus: float = 1.0,
     carried: set[str] | None = None,
+    read_tasks: int = 0,
 ) -> ray.data.Dataset:
     """Rows with item_id, uri and (for packed Parquet) inline `bytes`. `read_cpus` is the
-    reservation of a read task (reads are I/O: a full CPU each starves the actors)."""
+    reservation of a read task (reads are I/O: a full CPU each starves the actors);
+    `read_tasks` caps packed reads in flight (0: Ray Data decides)."""
 
     if plan.kind == "parquet":
         skip = None
@@ -519,6 +521,7 @@ def drop_dataset(
             opts,
             read_cpus,
             skip,
+            read_tasks,
         )
     assert plan.listing is not None
     listing = plan.listing

@@ -151,7 +151,9 @@ def _inference(job: LabelJob, run: layout.RunLayout, pool: PoolPlan, reuse: Reus
     from ray.data import ActorPoolStrategy
 
     cfg, card, opts = job.cfg, job.card, job.opts
-    ds = sources.drop_dataset(job.plan, opts, read_cpus=pool.read_cpus, carried=reuse.reused)
+    ds = sources.drop_dataset(
+        job.plan, opts, read_cpus=pool.read_cpus, carried=reuse.reused, read_tasks=pool.read_tasks
+    )
     model_dir = layout.model_uri(cfg.output.root, card.model_version)
     # preprocessing must match training: it comes from the model card, not the config
     decode = for_card(card, model_dir, opts, cfg.infer.max_pixels, cfg.infer.max_item_bytes)

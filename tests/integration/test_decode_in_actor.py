@@ -111,6 +111,8 @@ def test_fused_pool_leaves_room_for_reads_and_writes(tmp_path: Path, cpus: float
     listing = 1.0
     reserved = pool.num_actors * pool.cpus_per_actor + pool.write_cpus
     assert reserved + max(listing, pool.read_cpus) <= cpus + 1e-9
+    # reads in flight are capped (each new one can be a cold worker process), never to zero
+    assert pool.read_tasks == max(1, int(cpus) // 2)
 
 
 def test_separate_decode_pool_is_unchanged(tmp_path: Path) -> None:
