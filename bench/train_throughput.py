@@ -9,9 +9,11 @@ rate, optimizer (AdamW) and no augmentation, on the same CPU cores:
 - S: one process, all cores as torch threads; decodes the seed once into a uint8 tensor
   (not timed as training), then runs the epochs over the same training split;
 - R: ``raylabel.train.train(cfg)`` in a fresh child process with its own Ray instance,
-  ``--workers`` Ray Train workers (DDP), one CPU each (what scales across GPU workers);
-- R1: the same with ``train.num_workers=0`` (auto, the default): on CPU one Ray Train
-  worker running every core of the node as torch threads, no gradient exchange;
+  ``--workers`` Ray Train workers (DDP; 0, the default, is ``train.num_workers``'s auto: two
+  workers sharing the node's cores as threads on CPU, one per GPU on GPUs);
+- R1: the alternative on one machine: one Ray Train worker running every core as torch
+  threads (``train.num_workers=1``, ``train.cpus_per_worker`` = cores - 0.5), no gradient
+  exchange;
 - R0 (on request): R with every epoch streamed through Ray Data (no worker shard cache).
 
 Reported: training samples/s of the epoch loops (S: measured around its loop; R: from the
@@ -161,11 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--per-class", type=int, default=500)
     p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=0, help="R's train.num_workers (0 = auto)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--out", type=Path, default=Path("raylabel-bench"))
-    p.add_argument("--only", default="S,R,R1", help="contenders: S, R0 (no cache), R, R1 (auto)")
+    p.add_argument("--only", default="S,R,R1", help="S, R0 (no cache), R, R1 (one worker)")
     p.add_argument("--set", action="append", help="extra key=value for raylabel (R)")
     p.add_argument("--_child", choices=("S", "R", "R0", "R1"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -176,8 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
         if args._child == "R0":  # the previous behaviour: every epoch streamed via Ray Data
             args.set = [*(args.set or []), "train.worker_cache_mb=0"]
-        if args._child == "R1":  # auto: one worker, every core as torch threads
-            args.set = [*(args.set or []), "train.num_workers=0"]
+        if args._child == "R1":  # one worker, every core but half of one as torch threads
+            cores = max(1.0, (os.cpu_count() or 1) - 0.5)
+            one = ["train.num_workers=1", f"train.cpus_per_worker={cores}"]
+            args.set = [*(args.set or []), *one]
         fn = run_single if args._child == "S" else run_raylabel
         res = fn(seed, out, args)
         result_path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,11 +208,12 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         path = out / "results" / f"train-{who}-{args.per_class}.json"
         res[who] = json.loads(path.read_text())
+    workers = args.workers or "auto"
     names = {
         "S": f"S single torch process ({cpus} threads)",
-        "R0": f"R0 raylabel train, {args.workers} workers, streamed every epoch",
-        "R": f"R raylabel train, {args.workers} workers (worker shard cache)",
-        "R1": "R1 raylabel train, auto: 1 worker x all cores",
+        "R0": f"R0 raylabel train, {workers} workers, streamed every epoch",
+        "R": f"R raylabel train, {workers} workers (worker shard cache)",
+        "R1": "R1 raylabel train, 1 worker x all cores",
     }
     print("\n== training throughput ==")
     print("| contender | train items | loop s | samples/s | end-to-end wall s | epoch s |")

@@ -82,8 +82,9 @@ class TrainConfig:
     num_workers: int = setting(
         0,
         "Ray Train workers (DDP), each on a shard of the seed; 0 = auto: one per GPU with "
-        "train.use_gpu, otherwise one worker with a node's CPUs as torch threads (on one "
-        "machine a second CPU worker costs more in gradient exchange than it adds)",
+        "train.use_gpu, otherwise two workers (one on a 1-CPU node) sharing a node's CPUs as "
+        "torch threads (on 2 cores two single-threaded workers beat one with 2 threads once "
+        "epochs are cached: bench/train_throughput.py)",
     )
     use_gpu: bool = setting(False, "train on GPUs, one per worker")
     cpus_per_worker: float = setting(

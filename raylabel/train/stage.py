@@ -423,7 +423,9 @@ def _fit(
 def worker_plan(t: Any, shape: cluster.ClusterShape) -> tuple[int, float, int]:
     """(Ray Train workers, CPUs each reserves, torch threads each runs). On CPU the
     reservation leaves room for the decode tasks that feed the workers (a full one hangs);
-    auto (0) on CPU is one worker threading over a node's cores: no gradient exchange."""
+    auto (0) on CPU is two workers sharing a node's cores as threads: a small model's ops
+    scale poorly over threads, so two single-threaded DDP workers beat one 2-threaded one on
+    2 cores despite the all-reduce (bench/train_throughput.py, R vs R1)."""
     if t.use_gpu:
         n = t.num_workers or max(1, int(shape.gpus))
         return n, t.cpus_per_worker, max(1, round(t.cpus_per_worker))
@@ -431,7 +433,8 @@ def worker_plan(t: Any, shape: cluster.ClusterShape) -> tuple[int, float, int]:
         cpus = min(t.cpus_per_worker, max(0.25, (shape.cpus - 0.5) / t.num_workers))
         return t.num_workers, cpus, max(1, round(cpus))
     node_cpus = shape.cpus / max(1, shape.nodes)
-    return 1, max(0.25, node_cpus - 0.5), max(1, int(node_cpus))
+    n = 2 if node_cpus >= 2 else 1
+    return n, max(0.25, (node_cpus - 0.5) / n), max(1, int(node_cpus // n))
 
 
 def _learn_subword(

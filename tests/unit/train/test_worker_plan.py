@@ -5,14 +5,18 @@ from raylabel.config import TrainConfig
 from raylabel.train.stage import worker_plan
 
 
-def test_auto_on_cpu_is_one_worker_threading_over_the_node() -> None:
+def test_auto_on_cpu_is_two_workers_sharing_the_node() -> None:
     n, cpus, threads = worker_plan(TrainConfig(), ClusterShape(cpus=2, gpus=0, nodes=1))
-    assert (n, cpus, threads) == (1, 1.5, 2)  # half a CPU left for the decode tasks
+    assert (n, cpus, threads) == (2, 0.75, 1)  # half a CPU left for the decode tasks
+
+
+def test_auto_on_a_one_cpu_node_is_one_worker() -> None:
+    assert worker_plan(TrainConfig(), ClusterShape(cpus=1, gpus=0, nodes=1)) == (1, 0.5, 1)
 
 
 def test_auto_on_a_cpu_cluster_uses_one_nodes_cores() -> None:
-    n, _, threads = worker_plan(TrainConfig(), ClusterShape(cpus=32, gpus=0, nodes=4))
-    assert (n, threads) == (1, 8)
+    n, cpus, threads = worker_plan(TrainConfig(), ClusterShape(cpus=32, gpus=0, nodes=4))
+    assert (n, cpus, threads) == (2, 3.75, 4)
 
 
 def test_auto_with_gpus_is_one_ddp_worker_per_gpu() -> None:
