@@ -183,6 +183,23 @@ def _embed_pool(
     return ids, emb
 
 
+def _embed_here(
+    rows: pa.Table, root: str, version: str, card: ModelCard, *args: Any
+) -> tuple[list[str], np.ndarray]:
+    """`_embed_pool` in this process, on its torch threads; the thread count the loader sets
+    is put back, since the driver's setting is not ours to change."""
+    import torch
+
+    from raylabel.models.loader import ModelLoader
+
+    threads = torch.get_num_threads()
+    loader = ModelLoader(root, version, args[0], use_gpu=False, threads=threads)
+    try:
+        return _embed_pool(rows, loader, card, *args)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def pool_payloads(pool: pa.Table, plan: Any, opts: StorageOptions) -> pa.Table:
     """item_id, uri and any inline payload of the pool's items (small: the pool only)."""
     import pyarrow.compute as pc
@@ -232,8 +249,10 @@ def pool_embeddings(
     opts: StorageOptions,
     rows: pa.Table | None = None,
 ) -> tuple[np.ndarray | None, str]:
-    """(embeddings aligned with ``pool`` or None, status) computed in one Ray task; ``rows``
-    (the pool's payloads, already read with the sample's) saves a read of the drop."""
+    """(embeddings aligned with ``pool`` or None, status); ``rows`` (the pool's payloads,
+    already read with the sample's) saves a read of the drop. On GPU one Ray task embeds
+    them on a GPU; on CPU the driver does, since it already has torch loaded and a task
+    would start a cold worker importing torch (~1.5 s) for a few hundred items."""
     import ray
 
     from raylabel.io import layout
@@ -241,26 +260,14 @@ def pool_embeddings(
 
     rows = pool_payloads(pool, plan, opts) if rows is None else rows_of(rows, pool)
     model_dir = layout.model_uri(cfg.output.root, card.model_version)
-    loader = ModelLoader(
-        root=cfg.output.root,
-        version=card.model_version,
-        opts=opts,
-        use_gpu=cfg.infer.use_gpu,
-        threads=1,
-    )
-    task = ray.remote(num_cpus=0.5, num_gpus=1 if cfg.infer.use_gpu else 0)(_embed_pool)
-    ids, emb = ray.get(
-        task.remote(
-            rows,
-            loader,
-            card,
-            opts,
-            model_dir,
-            cfg.infer.max_pixels,
-            cfg.infer.max_item_bytes,
-            cfg.infer.batch_size,
-        )
-    )
+    args = (card, opts, model_dir, cfg.infer.max_pixels, cfg.infer.max_item_bytes)
+    size = cfg.infer.batch_size
+    if cfg.infer.use_gpu:
+        gpu = ModelLoader(cfg.output.root, card.model_version, opts, use_gpu=True, threads=1)
+        task = ray.remote(num_cpus=0.5, num_gpus=1)(_embed_pool)
+        ids, emb = ray.get(task.remote(rows, gpu, *args, size))
+    else:
+        ids, emb = _embed_here(rows, cfg.output.root, card.model_version, *args, size)
     pool_ids = pool.column("item_id").to_pylist()
     if not ids:
         return None, "unavailable: no pool item could be read again"

@@ -156,8 +156,13 @@ def test_label_runs_carry_drift_and_an_active_queue(ray_cluster: None, tmp_path:
         # of distinct images can be very close
         "infer.batch_size=64",
     ]
+    import torch
+
+    threads = torch.get_num_threads()
     first = label(load_config([], [*common, f"drop.path={data.drop_dir}", "drop.name=a"]))
     assert first.summary["drift"]["verdict"] == "no_baseline"
+    # the pool is embedded in this (the driver's) process, which keeps its thread setting
+    assert torch.get_num_threads() == threads
     second = label(load_config([], [*common, f"drop.path={drop_b}", "drop.name=b"]))
     d = second.summary["drift"]
     assert d["verdict"] == "ok" and d["baseline"]["run_id"] == first.run_id
