@@ -183,23 +183,6 @@ def _embed_pool(
     return ids, emb
 
 
-def _embed_here(
-    rows: pa.Table, root: str, version: str, card: ModelCard, *args: Any
-) -> tuple[list[str], np.ndarray]:
-    """`_embed_pool` in this process, on its torch threads; the thread count the loader sets
-    is put back, since the driver's setting is not ours to change."""
-    import torch
-
-    from raylabel.models.loader import ModelLoader
-
-    threads = torch.get_num_threads()
-    loader = ModelLoader(root, version, args[0], use_gpu=False, threads=threads)
-    try:
-        return _embed_pool(rows, loader, card, *args)
-    finally:
-        torch.set_num_threads(threads)
-
-
 def pool_payloads(pool: pa.Table, plan: Any, opts: StorageOptions) -> pa.Table:
     """item_id, uri and any inline payload of the pool's items (small: the pool only)."""
     import pyarrow.compute as pc
@@ -259,15 +242,19 @@ def pool_embeddings(
     from raylabel.models.loader import ModelLoader
 
     rows = pool_payloads(pool, plan, opts) if rows is None else rows_of(rows, pool)
-    model_dir = layout.model_uri(cfg.output.root, card.model_version)
+    root, version = cfg.output.root, card.model_version
+    model_dir = layout.model_uri(root, version)
     args = (card, opts, model_dir, cfg.infer.max_pixels, cfg.infer.max_item_bytes)
-    size = cfg.infer.batch_size
     if cfg.infer.use_gpu:
-        gpu = ModelLoader(cfg.output.root, card.model_version, opts, use_gpu=True, threads=1)
-        task = ray.remote(num_cpus=0.5, num_gpus=1)(_embed_pool)
-        ids, emb = ray.get(task.remote(rows, gpu, *args, size))
+        loader = ModelLoader(root, version, opts, use_gpu=True, threads=1)
+        embed = ray.remote(num_cpus=0.5, num_gpus=1)(_embed_pool)
+        ids, emb = ray.get(embed.remote(rows, loader, *args, cfg.infer.batch_size))
     else:
-        ids, emb = _embed_here(rows, cfg.output.root, card.model_version, *args, size)
+        import torch
+
+        # the loader sets torch's thread count: give it the driver's own, left as it was
+        loader = ModelLoader(root, version, opts, threads=torch.get_num_threads())
+        ids, emb = _embed_pool(rows, loader, *args, cfg.infer.batch_size)
     pool_ids = pool.column("item_id").to_pylist()
     if not ids:
         return None, "unavailable: no pool item could be read again"

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from raylabel.config import DriftConfig, load_config
 from raylabel.io import layout
@@ -156,8 +157,6 @@ def test_label_runs_carry_drift_and_an_active_queue(ray_cluster: None, tmp_path:
         # of distinct images can be very close
         "infer.batch_size=64",
     ]
-    import torch
-
     threads = torch.get_num_threads()
     first = label(load_config([], [*common, f"drop.path={data.drop_dir}", "drop.name=a"]))
     assert first.summary["drift"]["verdict"] == "no_baseline"
