@@ -9,6 +9,8 @@ from typing import Any
 from raylabel.errors import ConfigError
 
 MODALITIES = ("image", "text")
+#: One class per item, or a set of classes per item (tagging).
+TASKS = ("multiclass", "multilabel")
 
 
 IMAGE_ARCHS = ("small_cnn", "resnet18", "resnet50", "mobilenet_v3_small")

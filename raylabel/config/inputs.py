@@ -50,11 +50,21 @@ class SeedConfig:
         "bytes",
         "image Parquet: the column holding each item's encoded bytes",
     )
+    label_separator: str = setting(
+        "|",
+        "task=multilabel: a string label (CSV) holds the item's classes joined by this; an "
+        "empty label is an item with no class",
+    )
 
     def check(self) -> None:
         """Refuse a bad value of this section before any work starts (one line, the key)."""
         one_of("seed.format", self.format, INPUT_FORMATS)
         check_extensions("seed.extensions", self.extensions)
+        if not self.label_separator or self.label_separator.strip() != self.label_separator:
+            raise ConfigError(
+                f"seed.label_separator: {self.label_separator!r} must be non-empty text "
+                "without surrounding spaces"
+            )
 
 
 @dataclass

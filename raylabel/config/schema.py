@@ -13,7 +13,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from raylabel.config.fields import MODALITIES, one_of, setting
+from raylabel.config.fields import MODALITIES, TASKS, one_of, setting
 from raylabel.config.inputs import DropConfig, SeedConfig
 from raylabel.config.labeling import DriftConfig, InferConfig, QCConfig, ReviewConfig
 from raylabel.config.model import ModelConfig
@@ -37,6 +37,13 @@ class Config:
         "what the items are; picks the decoders, the model family and which model.arch values"
         " are allowed",
         MODALITIES,
+    )
+    task: str = setting(
+        "multiclass",
+        "multiclass: one class per item; multilabel: a set of classes per item (tags), decided "
+        "class by class: a seed label is a list (JSONL/Parquet) or a seed.label_separator-joined "
+        "string (CSV), and the labels/ rows carry labels, undecided_labels and scores",
+        TASKS,
     )
     seed: SeedConfig = field(default_factory=SeedConfig)
     drop: DropConfig = field(default_factory=DropConfig)
@@ -69,6 +76,7 @@ class Config:
     def check(self) -> None:
         """Validate every section; raises ConfigError naming the first bad key."""
         one_of("modality", self.modality, MODALITIES)
+        one_of("task", self.task, TASKS)
         self.seed.check()
         self.drop.check()
         self.model.check(self.modality)

@@ -40,10 +40,17 @@ class ModelCard:
     modality: str
     classes: list[str]
     preprocessing: dict[str, Any]
+    # multiclass: one softmax over the classes; multilabel: one sigmoid per class, decided alone
+    task: str = "multiclass"
     temperature: float = 1.0
+    # multilabel: one temperature per class (the card's class order); empty for multiclass
+    temperatures: list[float] = field(default_factory=list)
     thresholds: dict[str, float] = field(default_factory=dict)
     threshold_source: dict[str, str] = field(default_factory=dict)
     global_threshold: float = 1.0
+    # multilabel: a class is negative at or below its negative threshold (thresholds: positive)
+    negative_thresholds: dict[str, float] = field(default_factory=dict)
+    negative_threshold_source: dict[str, str] = field(default_factory=dict)
     target_precision: float = 0.95
     confidence_level: float = 0.95
     validation: dict[str, Any] = field(default_factory=dict)
