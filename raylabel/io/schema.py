@@ -43,6 +43,7 @@ def label_schema(modality: str) -> pa.Schema:
     the documented base schema."""
     return TEXT_LABEL_SCHEMA if modality == "text" else LABEL_SCHEMA
 
+
 # task: multilabel (a set of classes per item): one decision per class, `accepted` when no class
 # is undecided; `scores` are the calibrated per-class probabilities in the card's class order
 MULTILABEL_SCHEMA = pa.schema(
