@@ -189,6 +189,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", default="./raylabel-demo", help="where data and outputs go")
     demo.add_argument("--modality", default="image", choices=["image", "text"])
+    demo.add_argument(
+        "--task",
+        default="multiclass",
+        choices=["multiclass", "multilabel"],
+        help="multilabel: images holding a set of shapes / tickets tagged with a set of topics",
+    )
     demo.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     return p
 
@@ -259,9 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The console script: parse, dispatch, print, exit code."""
     args = _parser().parse_args(argv)
     if args.stage == "demo":
-        from raylabel.demo import run_demo
+        from raylabel.demo import run_demo, run_multilabel_demo
 
-        return guarded(lambda: run_demo(Path(args.out), args.modality, list(args.overrides)))
+        demo = run_multilabel_demo if args.task == "multilabel" else run_demo
+        return guarded(lambda: demo(Path(args.out), args.modality, list(args.overrides)))
     overrides = list(args.overrides)
     if args.stage == "promote":  # `raylabel promote VERSION`
         overrides = [o if "=" in o else f"run.model_version={o}" for o in overrides]

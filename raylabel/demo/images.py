@@ -114,7 +114,8 @@ class ImageDemoPaths:
 # --------------------------------------------------------------------------- colours
 
 
-def _rand_color(rng: np.random.Generator) -> Color:
+def rand_color(rng: np.random.Generator) -> Color:
+    """A uniform RGB colour: every generated image draws its colours from this one place."""
     r, g, b = rng.integers(0, 256, size=3)
     return int(r), int(g), int(b)
 
@@ -127,7 +128,7 @@ def _dist(a: Sequence[float], b: Sequence[float]) -> float:
     return math.sqrt(sum((float(x) - float(y)) ** 2 for x, y in zip(a, b, strict=True)))
 
 
-def _contrasting(
+def contrasting(
     rng: np.random.Generator, against: Sequence[Sequence[float]], min_dist: float, min_luma: float
 ) -> Color | None:
     """A random colour far enough (RGB and luminance) from every colour in `against`.
@@ -135,7 +136,7 @@ def _contrasting(
     Luminance matters too, so items stay readable once a drop converts them to grayscale.
     """
     for _ in range(60):
-        c = _rand_color(rng)
+        c = rand_color(rng)
         if all(_dist(c, a) >= min_dist and abs(_luma(c) - _luma(a)) >= min_luma for a in against):
             return c
     return None
@@ -155,10 +156,10 @@ def _near(rng: np.random.Generator, base: Sequence[float], lo: float, hi: float)
 # --------------------------------------------------------------------------- rendering
 
 
-def _background(rng: np.random.Generator, side: int) -> tuple[np.ndarray, Color, Color]:
+def background(rng: np.random.Generator, side: int) -> tuple[np.ndarray, Color, Color]:
     """Solid or linear-gradient background (HxWx3 float array) and its two end colours."""
-    c1 = _rand_color(rng)
-    c2 = c1 if rng.random() < 0.4 else _rand_color(rng)
+    c1 = rand_color(rng)
+    c2 = c1 if rng.random() < 0.4 else rand_color(rng)
     if c2 == c1:
         arr = np.empty((side, side, 3), dtype=np.float32)
         arr[:] = c1
@@ -173,15 +174,15 @@ def _background(rng: np.random.Generator, side: int) -> tuple[np.ndarray, Color,
     return arr, c1, c2
 
 
-def _clutter(
+def clutter(
     draw: ImageDraw.ImageDraw, rng: np.random.Generator, side: int, avoid: Color | None
 ) -> None:
     """Thin lines and small dots/blobs: distractors, far too small to read as a class shape."""
     for _ in range(int(rng.integers(0, 3))):
         x0, y0, x1, y1 = (float(v) for v in rng.uniform(0, side, size=4))
-        draw.line([(x0, y0), (x1, y1)], fill=_rand_color(rng), width=_SS)
+        draw.line([(x0, y0), (x1, y1)], fill=rand_color(rng), width=_SS)
     for _ in range(int(rng.integers(0, 6))):
-        col = _rand_color(rng)
+        col = rand_color(rng)
         if avoid is not None and _dist(col, avoid) < 60:
             col = (255 - avoid[0], 255 - avoid[1], 255 - avoid[2])
         cx, cy = (float(v) for v in rng.uniform(0, side, size=2))
@@ -207,7 +208,7 @@ def _render(
             modes += ("ambiguous",)
 
     side = size * _SS
-    bg, c1, c2 = _background(rng, side)
+    bg, c1, c2 = background(rng, side)
 
     # Size and position (in supersampled pixels).
     rel = rng.uniform(0.09, 0.13) if "small" in modes else rng.uniform(0.28, 0.4)
@@ -222,18 +223,18 @@ def _render(
         fill = _near(rng, local, 20.0, 36.0)
         outline = None
     else:
-        fill = _contrasting(rng, [c1, c2], 110.0, 45.0)
+        fill = contrasting(rng, [c1, c2], 110.0, 45.0)
         if fill is None:  # the gradient ends leave no room: fall back to a solid background
             bg[:] = c1
             c2 = c1
-            fill = _contrasting(rng, [c1], 110.0, 45.0) or (
+            fill = contrasting(rng, [c1], 110.0, 45.0) or (
                 (0, 0, 0) if _luma(c1) > 127 else (255, 255, 255)
             )
-        outline = _rand_color(rng) if rng.random() < 0.4 else None
+        outline = rand_color(rng) if rng.random() < 0.4 else None
 
     img = Image.fromarray(bg.astype(np.uint8), "RGB")
     draw = ImageDraw.Draw(img)
-    _clutter(draw, rng, side, avoid=fill)
+    clutter(draw, rng, side, avoid=fill)
 
     pts = outline_points(shape, rng, r, ambiguous="ambiguous" in modes)
     poly = [(cx + x, cy + y) for x, y in pts]
@@ -247,7 +248,7 @@ def _render(
         bx, by = cx - off * math.sin(angle), cy + off * math.cos(angle)
         dx, dy = math.cos(angle) * side, math.sin(angle) * side
         bar_w = int(r * float(rng.uniform(0.65, 0.95)))
-        bar = _contrasting(rng, [fill], 80.0, 0.0) or _rand_color(rng)
+        bar = contrasting(rng, [fill], 80.0, 0.0) or rand_color(rng)
         draw.line([(bx - dx, by - dy), (bx + dx, by + dy)], fill=bar, width=max(bar_w, _SS))
 
     img = img.resize((size, size), Image.Resampling.BOX)
@@ -283,7 +284,8 @@ def render_shape(shape: str, rng: np.random.Generator, size: int, hard: bool) ->
 # --------------------------------------------------------------------------- writing
 
 
-def _png_bytes(img: Image.Image) -> bytes:
+def png_bytes(img: Image.Image) -> bytes:
+    """The PNG encoding every generated file uses, so equal images give equal bytes."""
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
@@ -316,10 +318,10 @@ def _encode_drop_item(
     if kind == "jpeg":
         return ".jpg", _jpeg_bytes(img, int(rng.integers(70, 93)))
     if kind == "gray":
-        return ".png", _png_bytes(img.convert("L"))
+        return ".png", png_bytes(img.convert("L"))
     if kind == "rgba":
-        return ".png", _png_bytes(img.convert("RGBA"))
-    return ".png", _png_bytes(img)
+        return ".png", png_bytes(img.convert("RGBA"))
+    return ".png", png_bytes(img)
 
 
 def _bad_item(kind: str, rng: np.random.Generator, size: int) -> tuple[str, bytes]:
@@ -330,13 +332,13 @@ def _bad_item(kind: str, rng: np.random.Generator, size: int) -> tuple[str, byte
         return ".png", b"<html><body>503 Service Unavailable</body></html>\n"
     img = render_shape("circle", rng, size, hard=False)
     if kind == "truncated_png":
-        data = _png_bytes(img)
+        data = png_bytes(img)
         return ".png", data[: max(60, len(data) // 3)]
     data = _jpeg_bytes(img, 85)  # truncated_jpeg
     return ".jpg", data[: max(40, len(data) // 3)]
 
 
-def _exact_hard_flags(rng: np.random.Generator, n: int, fraction: float) -> np.ndarray:
+def exact_hard_flags(rng: np.random.Generator, n: int, fraction: float) -> np.ndarray:
     """Exactly round(fraction * n) hard items, at random positions."""
     flags = np.zeros(n, dtype=bool)
     flags[rng.permutation(n)[: round(fraction * n)]] = True
@@ -381,11 +383,11 @@ def write_image_demo(root: Path | str, spec: ImageDemoSpec = ImageDemoSpec()) ->
     for k, cls in enumerate(spec.classes):
         class_dir = paths.seed_dir / cls
         class_dir.mkdir()
-        hard = _exact_hard_flags(plan, spec.n_seed_per_class, spec.hard_fraction)
+        hard = exact_hard_flags(plan, spec.n_seed_per_class, spec.hard_fraction)
         for i in range(spec.n_seed_per_class):
             rng = np.random.default_rng([spec.seed, _STREAM_SEED_ITEMS, k, i])
             img = render_shape(cls, rng, spec.image_size, bool(hard[i]))
-            (class_dir / f"{cls}-{i:04d}.png").write_bytes(_png_bytes(img))
+            (class_dir / f"{cls}-{i:04d}.png").write_bytes(png_bytes(img))
 
     # Drop plan: which numbers are bad, class of each good item, exact hard share.
     plan = np.random.default_rng([spec.seed, _STREAM_DROP_PLAN])
@@ -395,7 +397,7 @@ def write_image_demo(root: Path | str, spec: ImageDemoSpec = ImageDemoSpec()) ->
     if spec.class_weights is not None:  # drawn above anyway: the stream stays the same
         weights = np.asarray(spec.class_weights, dtype=np.float64)
     labels = plan.choice(len(spec.classes), size=spec.n_drop, p=weights / weights.sum())
-    hard_flags = _exact_hard_flags(plan, spec.n_drop, spec.hard_fraction)
+    hard_flags = exact_hard_flags(plan, spec.n_drop, spec.hard_fraction)
 
     rows: list[tuple[str, str, int]] = []
     good = bad = 0

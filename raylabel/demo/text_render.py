@@ -262,3 +262,30 @@ def render_long_thread(topic: str, r: random.Random) -> str:
         parts.append(block)
         n_words += len(block.split())
     return "\n\n".join(parts)
+
+
+def render_tagged(topics: Sequence[str], r: random.Random, vague_topic: str | None = None) -> str:
+    """Lets the multi-label demo write one ticket about several topics at once (or none).
+
+    Each topic in `topics` contributes one or two of its own sentences; `vague_topic`
+    (one of `topics`) speaks only in its vague wording instead, which is what makes the
+    item hard. Up to two topic-free context sentences are mixed in (fewer with more
+    topics, so a ticket stays within 128 tokens); a ticket with no topic is context only
+    ("My order number is ..."). Draws only from `r`.
+    """
+    for topic in topics:
+        _check_topic(topic, "topic")
+    if vague_topic is not None and vague_topic not in topics:
+        raise ValueError(f"vague_topic {vague_topic!r} is not among the topics {list(topics)}")
+    main = "technical" if "technical" in topics else (topics[0] if topics else "account")
+    slots = Slots(r, main)
+    sentences: list[str] = []
+    for topic in topics:
+        if topic == vague_topic:
+            sentences += _fill(VAGUE[topic], r.randrange(1, 3), r, slots)
+        else:
+            sentences += _fill(TEMPLATES[topic], r.randrange(1, 3), r, slots)
+    r.shuffle(sentences)
+    n_filler = r.randrange(1, 4) if not topics else r.randrange(max(1, 4 - len(topics)))
+    _insert_anywhere(sentences, _fill(FILLER, n_filler, r, slots), r)
+    return _compose(sentences, main, r, slots, noisy=vague_topic is not None)
