@@ -73,6 +73,24 @@ class Config:
                 "with model.pretrained, transformers text; not with a frozen backbone/encoder)"
             )
 
+    def _check_multilabel(self) -> None:
+        """What a multilabel task cannot do yet stops here, naming the key, before any work."""
+        if self.task != "multilabel":
+            return
+        unsupported = [
+            ("model.arch", self.model.arch == "clip", "zero-shot scoring picks one class"),
+            ("train.pseudo_labels.enabled", self.train.pseudo_labels.enabled, "self-training"),
+            ("train.audit_seed", self.train.audit_seed, "the seed audit"),
+            ("infer.ensemble", self.infer.ensemble == "always", "the fold ensemble"),
+            ("train.keep_fold_models", self.train.keep_fold_models == "always", "fold models"),
+        ]
+        for key, used, what in unsupported:
+            if used:
+                raise ConfigError(
+                    f"{key}: {what} is not available with task=multilabel yet; leave it at "
+                    "its default"
+                )
+
     def check(self) -> None:
         """Validate every section; raises ConfigError naming the first bad key."""
         one_of("modality", self.modality, MODALITIES)
@@ -87,6 +105,7 @@ class Config:
             )
         self.train.check()
         self._check_lr_scale()
+        self._check_multilabel()
         self.infer.check()
         self.qc.check()
         self.review.check()

@@ -135,11 +135,13 @@ def _fit_head(
 
     from raylabel.fit.fold_model import checkpoint_files, fit_model, task_device
     from raylabel.fit.loop import make_task
+    from raylabel.models.objective import Objective
 
     started = time.perf_counter()
     torch.set_num_threads(int(config["threads"]))
     torch.manual_seed(int(config["seed"]))
     task = make_task(config, 0)
+    objective = Objective.from_config(config)
     device = task_device(config)
     bs, n = int(config["batch_size"]), int(config["n_train"])
     steps = fit_model(task, config, lambda e: task.batches(train_ds, bs, e), n, device)
@@ -150,16 +152,16 @@ def _fit_head(
     entry: dict[str, float] = {
         "epoch": 1.0,
         "steps": float(steps),
-        "train_loss": float(torch.nn.functional.cross_entropy(train_logits, train_y)),
-        "train_acc": float((train_logits.argmax(1) == train_y).float().mean()),
+        "train_loss": objective.mean_loss(train_logits, train_y),
+        "train_acc": objective.n_correct(train_logits, train_y) / max(1, len(train_y)),
         "train_items": float(len(train_y)),
         "val_items": float(len(val_y)),
         "train_s": time.perf_counter() - started,
         "seed_unreadable": max(0.0, n + int(config["n_val"]) - len(train_y) - len(val_y)),
     }
     if len(val_y):
-        entry["val_loss"] = float(torch.nn.functional.cross_entropy(val_logits, val_y))
-        entry["val_acc"] = float((val_logits.argmax(1) == val_y).float().mean())
+        entry["val_loss"] = objective.mean_loss(val_logits, val_y)
+        entry["val_acc"] = objective.n_correct(val_logits, val_y) / len(val_y)
     files = checkpoint_files(task, task.model.cpu())
     buf = io.BytesIO(save({"logits": val_logits.contiguous(), "labels": val_y.contiguous()}))
     files["val_logits.safetensors"] = buf.getvalue()

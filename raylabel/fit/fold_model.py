@@ -29,10 +29,10 @@ def fit_model(
     ``train.min_steps`` for small seeds, with the same warm-up and cosine decay as Ray Train.
     """
     import torch
-    from torch import nn
 
     from raylabel.fit.loop import effective_epochs, lr_factor, weighted_loss
     from raylabel.fit.optim import make_optimizer
+    from raylabel.models.objective import Objective
 
     model = task.model.to(device)
     bs = int(config["batch_size"])
@@ -43,7 +43,7 @@ def fit_model(
     total = max(1, -(-n_train // bs)) * epochs
     warmup = float(config["warmup_fraction"])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup))
-    loss_fn = nn.CrossEntropyLoss(reduction="none")
+    objective = Objective.from_config(config)
     steps = 0
     for epoch in range(epochs):
         model.train()
@@ -52,7 +52,8 @@ def fit_model(
             w = inputs.pop("sample_weight", None)
             y = y.to(device)
             opt.zero_grad(set_to_none=True)
-            loss = weighted_loss(loss_fn(task.forward(model, inputs, train=True), y), w)
+            logits = task.forward(model, inputs, train=True)
+            loss = weighted_loss(objective.per_item_loss(logits, y), w)
             loss.backward()
             opt.step()
             sched.step()

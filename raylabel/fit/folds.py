@@ -81,7 +81,7 @@ def fold_datasets(
 
     listing = plan.listing
     assert listing is not None
-    index = {c: i for i, c in enumerate(classes)}
+    index = plan.label_index(classes)
     ids = listing.column("item_id").to_pylist()
     row_of = {i: r for r, i in enumerate(ids)}
     decode = preprocessor(cfg, opts, cfg.model.pretrained or "", tokenizer_json)
@@ -166,13 +166,17 @@ def loop_config(
     pretrained_local: str | None,
     tokenizer_json: str | None = None,
     use_gpu: bool = False,
+    pos_weight: list[float] | None = None,
 ) -> dict[str, Any]:
-    """The adapters' config, exactly as the real training builds it for its workers."""
+    """The adapters' config, exactly as the real training builds it for its workers;
+    `pos_weight`: multilabel BCE weights of each class's positives."""
     t = cfg.train
     fam = family_for(cfg.modality, cfg.model.arch)
     return {
         "arch": cfg.model.arch,
         "num_classes": len(classes),
+        "task": cfg.task,
+        "pos_weight": pos_weight,
         "dropout": cfg.model.dropout,
         "epochs": epochs,
         "min_steps": t.min_steps,

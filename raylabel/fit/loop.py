@@ -18,6 +18,7 @@ from torch import nn
 from raylabel.fit.optim import make_optimizer
 from raylabel.models.hf_text import TextTask
 from raylabel.models.image_task import ImageTask
+from raylabel.models.objective import Objective
 
 
 def lr_factor(step: int, total: int, warmup_fraction: float) -> float:
@@ -148,7 +149,7 @@ def _train_epoch(w: _Worker, epoch: int) -> dict[str, float]:
     """One pass over this worker's shard; loss and accuracy summed over all workers."""
     w.model.train()
     epoch_started = time.perf_counter()
-    loss_fn = nn.CrossEntropyLoss(reduction="none")
+    objective = Objective.from_config(w.config)
     weighted = bool(w.config.get("sample_weights"))
     tot_loss, tot_ok, tot_n = 0.0, 0.0, 0.0
     for inputs, y in w.task.batches(w.train_shard, w.batch_size, shuffle_seed=epoch + w.rank):
@@ -159,12 +160,12 @@ def _train_epoch(w: _Worker, epoch: int) -> dict[str, float]:
         y = y.to(w.device)
         w.opt.zero_grad(set_to_none=True)
         logits = w.task.forward(w.model, inputs, train=True)
-        loss = weighted_loss(loss_fn(logits, y), weight)
+        loss = weighted_loss(objective.per_item_loss(logits, y), weight)
         loss.backward()
         w.opt.step()
         w.sched.step()
         tot_loss += float(loss.item()) * len(y)
-        tot_ok += float((logits.argmax(1) == y).sum().item())
+        tot_ok += objective.n_correct(logits.detach(), y)
         tot_n += len(y)
     tot_loss, tot_ok, tot_n = _all_sum([tot_loss, tot_ok, tot_n])
     metrics: dict[str, float] = {
@@ -188,8 +189,9 @@ def _validate_and_checkpoint(w: _Worker, epoch: int, metrics: dict[str, float]) 
     logits_v, labels_v = _evaluate(w.task, inner, w.val_shard, w.batch_size, w.device)
     if len(labels_v):
         lv, yv = torch.from_numpy(logits_v), torch.from_numpy(labels_v).long()
-        metrics["val_loss"] = float(nn.functional.cross_entropy(lv, yv))
-        metrics["val_acc"] = float((lv.argmax(1) == yv).float().mean())
+        objective = Objective.from_config(w.config)
+        metrics["val_loss"] = objective.mean_loss(lv, yv)
+        metrics["val_acc"] = objective.n_correct(lv, yv) / len(yv)
     metrics["val_items"] = float(len(labels_v))
     print(
         f"[raylabel] epoch {epoch + 1}/{w.epochs} train_loss={metrics['train_loss']:.4f} "

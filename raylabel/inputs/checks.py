@@ -31,6 +31,11 @@ def _kind(t: pa.DataType) -> str:
         return "integer"
     if pa.types.is_null(t):
         return "null"
+    if (pa.types.is_list(t) or pa.types.is_large_list(t)) and _kind(t.value_type) in (
+        "string",
+        "null",
+    ):
+        return "list of strings"
     return str(t)
 
 
@@ -59,9 +64,11 @@ def check_manifest(
     where: str,
     label_column: str | None,
     text_column: str | None = None,
+    multilabel: bool = False,
 ) -> None:
     """`uri` (or the inline text column) is string, `item_id` string or integer, the label
-    column string; none of them null. `where` is e.g. "drop.path: manifest s3://b/m.csv"."""
+    column string; none of them null. `where` is e.g. "drop.path: manifest s3://b/m.csv".
+    Multilabel: the label is a list of strings or a joined string, null meaning no class."""
     schema = table.schema
     if text_column is not None and text_column in schema.names:
         _require(schema, text_column, ("string", "binary"), where)
@@ -71,20 +78,32 @@ def check_manifest(
     if "item_id" in schema.names:
         _require(schema, "item_id", ("string", "integer"), where)
         _no_nulls(table, "item_id", where)
-    if label_column is not None:
+    if label_column is not None and multilabel:
+        _require(schema, label_column, MULTILABEL_KINDS, where, " (class names)")
+    elif label_column is not None:
         _require(schema, label_column, ("string",), where, " (quote class names)")
         _no_nulls(table, label_column, where)
 
 
+#: what a multilabel seed's label column may be (null: an item with no class)
+MULTILABEL_KINDS = ("list of strings", "string", "null")
+
+
 def check_packed(
-    schema: pa.Schema, where: str, payload_column: str, text: bool, label_column: str | None
+    schema: pa.Schema,
+    where: str,
+    payload_column: str,
+    text: bool,
+    label_column: str | None,
+    multilabel: bool = False,
 ) -> None:
     """Packed Parquet: `item_id` string/integer, payload binary (text: string or binary),
-    label string."""
+    label string (multilabel: a list of strings too)."""
     _require(schema, "item_id", ("string", "integer"), where)
     _require(schema, payload_column, ("string", "binary") if text else ("binary",), where)
     if label_column is not None:
-        _require(schema, label_column, ("string",), where, " (quote class names)")
+        kinds = MULTILABEL_KINDS if multilabel else ("string",)
+        _require(schema, label_column, kinds, where, " (quote class names)")
 
 
 def same_schema(first: pa.Schema, other: pa.Schema, columns: list[str], where: str) -> None:

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,13 @@ from raylabel.io import storage
 from raylabel.io.identity import id_hash_sum
 from raylabel.io.listing import check_input, list_files, list_items
 from raylabel.io.storage import StorageOptions
+from raylabel.stats.label_sets import (
+    LabelCoder,
+    SetCodes,
+    canonical_set,
+    positive_weights,
+    split_set,
+)
 
 if TYPE_CHECKING:
     import ray.data
@@ -59,13 +67,46 @@ class SourcePlan:
     # item_id, identity for every input row in read order: a changed item has a new identity
     # (folder: size + mtime; packed: its file's; manifest: its uri; inline text: its hash)
     identities: pa.Table | None = None
+    # task=multilabel: each listing label is a canonical set string joined by this
+    label_separator: str | None = None
 
     def classes(self) -> list[str]:
         """The seed's label set, sorted so class indices are the same whenever the same labels are
         read; empty for unlabeled inputs."""
         if self.listing is None or "label" not in self.listing.column_names:
             return []
-        return sorted(pc.unique(self.listing.column("label")).to_pylist())
+        labels = pc.unique(self.listing.column("label")).to_pylist()
+        if self.label_separator is not None:
+            sep = self.label_separator
+            return sorted({c for v in labels for c in split_set(v, sep)})
+        return sorted(labels)
+
+    def label_index(self, classes: list[str]) -> Mapping[str, int]:
+        """label string -> the int code training sees: the class index, or (multilabel) the
+        bit set of the item's classes; too many multilabel classes stop here (InputError)."""
+        try:
+            coder = LabelCoder.for_classes(classes, self.label_separator)
+        except ValueError as exc:
+            raise InputError(f"seed.path: {exc}") from None
+        if coder.multilabel:
+            return SetCodes(coder)
+        return {c: i for i, c in enumerate(classes)}
+
+    def positive_weights(self, classes: list[str]) -> list[float] | None:
+        """Multilabel: each class's BCE positive weight from the seed's label counts; None for
+        multiclass."""
+        if self.label_separator is None or self.listing is None:
+            return None
+        codes = np.asarray(
+            [self.label_index(classes)[v] for v in self.listing.column("label").to_pylist()]
+        )
+        return [float(w) for w in positive_weights(codes, len(classes))]
+
+    def strata_labels(self) -> list[str]:
+        """What stratified splits and folds group the seed by (see LabelCoder.strata)."""
+        assert self.listing is not None
+        labels = self.listing.column("label").to_pylist()
+        return LabelCoder((), self.label_separator).strata(labels)
 
 
 def storage_options(cfg: Config) -> StorageOptions:
@@ -109,6 +150,7 @@ def plan_seed(cfg: Config) -> SourcePlan:
         label_column=s.label_column,
         payload_column=s.text_column if text else s.payload_column,
         text_column=s.text_column if text else None,
+        label_sep=s.label_separator if cfg.task == "multilabel" else None,
     )
 
 
@@ -144,26 +186,50 @@ def _plan(
     payload_column: str,
     text_column: str | None = None,
     confine_key: str | None = None,
+    label_sep: str | None = None,
 ) -> SourcePlan:
     check_input(uri, opts, key)
     is_dir = storage.is_dir(uri, opts)
     if fmt == "auto":
         fmt = _detect(uri, is_dir, opts)
+    if fmt == "folder" and label_sep is not None:
+        raise InputError(
+            f"{key}: a class-per-folder seed cannot say an item has several classes; "
+            "task=multilabel needs a manifest or Parquet whose label column holds a list "
+            "(or a seed.label_separator-joined string)"
+        )
     if fmt == "folder":
         if not is_dir:
             raise InputError(f"{key}: {uri} is not a folder/prefix")
         plan = _plan_folder(key, uri, extensions, opts, labeled)
     elif fmt == "manifest":
         plan = _plan_manifest(
-            key, uri, opts, labeled, label_column, text_column, confine_key=confine_key
-        )
+            key, uri, opts, labeled, label_column, text_column, confine_key=confine_key,
+            label_sep=label_sep,
+        )  # fmt: skip
     else:
         plan = _plan_parquet(
-            key, uri, opts, labeled, label_column, payload_column, is_dir, text_column, confine_key
-        )
+            key, uri, opts, labeled, label_column, payload_column, is_dir, text_column, confine_key,
+            label_sep,
+        )  # fmt: skip
     if text_column is not None:
         plan.inline_column = "text"
+    plan.label_separator = label_sep
     return plan
+
+
+def _label_strings(values: list[Any], label_sep: str | None, where: str) -> list[str]:
+    """The listing's label column: str() of each class (multiclass), or each item's class set
+    as a canonical string (multilabel); a bad cell stops with one line naming the item row."""
+    if label_sep is None:
+        return [str(v) for v in values]
+    out = []
+    for row, v in enumerate(values):
+        try:
+            out.append(canonical_set(v, label_sep, f"{where} row {row}"))
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+    return out
 
 
 def _detect(uri: str, is_dir: bool, opts: StorageOptions) -> str:
@@ -253,6 +319,7 @@ def _plan_manifest(
     table: pa.Table | None = None,
     is_dir: bool = False,
     confine_key: str | None = None,
+    label_sep: str | None = None,
 ) -> SourcePlan:
     """A table of item_id/uri(/label) rows, or of inline text; `table` is given when it was
     read from a Parquet folder. `confine_key` set: uris outside the root become error rows."""
@@ -260,11 +327,13 @@ def _plan_manifest(
         table = _read_manifest(uri, opts, key)
     where = f"{key}: manifest {uri}"
     try:
-        input_schema.check_manifest(table, where, label_column if labeled else None, text_column)
+        input_schema.check_manifest(
+            table, where, label_column if labeled else None, text_column, label_sep is not None
+        )
     except input_schema.SchemaError as exc:
         raise InputError(str(exc)) from None
     if text_column is not None and text_column in table.column_names:
-        return _plan_inline_text(key, uri, table, labeled, label_column, text_column)
+        return _plan_inline_text(key, uri, table, labeled, label_column, text_column, label_sep)
     # Plain local paths are made absolute: workers need not share the driver's directory.
     located = uri if "://" in uri else os.path.abspath(os.path.expanduser(uri))
     base = input_schema.drop_root(located, is_dir)
@@ -276,7 +345,7 @@ def _plan_manifest(
     )
     columns: dict[str, list[str]] = {"item_id": ids, "uri": uris}
     if labeled:
-        columns["label"] = [str(v) for v in table.column(label_column).to_pylist()]
+        columns["label"] = _label_strings(table.column(label_column).to_pylist(), label_sep, where)
     listing = pa.table(columns)
     listing, dups = _dedupe(listing)
     if confine_key is not None:
@@ -296,7 +365,13 @@ def _plan_manifest(
 
 
 def _plan_inline_text(
-    key: str, uri: str, table: pa.Table, labeled: bool, label_column: str, text_column: str
+    key: str,
+    uri: str,
+    table: pa.Table,
+    labeled: bool,
+    label_column: str,
+    text_column: str,
+    label_sep: str | None = None,
 ) -> SourcePlan:
     """JSONL/CSV/Parquet rows that carry their text: the listing holds the payload."""
     if labeled and label_column not in table.column_names:
@@ -315,7 +390,9 @@ def _plan_inline_text(
     texts = table.column(text_column).to_pylist()
     columns: dict[str, list] = {"item_id": ids, "uri": uris, "text": texts}
     if labeled:
-        columns["label"] = [str(v) for v in table.column(label_column).to_pylist()]
+        columns["label"] = _label_strings(
+            table.column(label_column).to_pylist(), label_sep, f"{key}: manifest {uri}"
+        )
     listing, dups = _dedupe(pa.table(columns))
     digests = [hashlib.sha1(str(t).encode()).hexdigest() for t in texts]
     fp = _fingerprint(zip(ids, digests, columns.get("label", [""] * n), strict=True))
@@ -359,6 +436,7 @@ def _plan_parquet(
     is_dir: bool,
     text_column: str | None = None,
     confine_key: str | None = None,
+    label_sep: str | None = None,
 ) -> SourcePlan:
     fs, _ = storage.resolve(uri, opts)
     files = [f.uri for f in list_files(uri, opts, extensions=[".parquet"])] if is_dir else [uri]
@@ -378,6 +456,7 @@ def _plan_parquet(
                 table=table,
                 is_dir=is_dir,
                 confine_key=confine_key,
+                label_sep=label_sep,
             )
         raise InputError(
             f"{key}: Parquet input {files[0]} has neither the payload column "
@@ -387,8 +466,9 @@ def _plan_parquet(
     text = text_column is not None
     try:
         input_schema.check_packed(
-            schema, f"{key}: Parquet input {files[0]}", payload_column, text, label
-        )
+            schema, f"{key}: Parquet input {files[0]}", payload_column, text, label,
+            label_sep is not None,
+        )  # fmt: skip
     except input_schema.SchemaError as exc:
         raise InputError(str(exc)) from None
     id_cols = ["item_id"] + ([label_column] if labeled else [])
@@ -404,7 +484,11 @@ def _plan_parquet(
         listing = pa.table(
             {
                 "item_id": t.column("item_id").cast(pa.string()),
-                "label": t.column(label_column).cast(pa.string()),
+                "label": _label_strings(
+                    t.column(label_column).to_pylist(), label_sep, f"{key}: Parquet input {uri}"
+                )
+                if label_sep is not None
+                else t.column(label_column).cast(pa.string()),
             }
         )
     return SourcePlan(

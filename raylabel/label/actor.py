@@ -12,6 +12,7 @@ from raylabel.inputs.decode import FetchDecode
 from raylabel.inputs.device_decode import DeviceDecode
 from raylabel.io.layout import utc_now
 from raylabel.io.schema import LABEL_SCHEMA
+from raylabel.label.multilabel_rows import card_thresholds, multilabel_table
 from raylabel.models.predictor import EnsemblePredictor, Predictor
 
 
@@ -51,6 +52,8 @@ class InferenceActor:
         self.run_id = run_id
         self.drop = drop
         self.topk = min(topk, len(card.classes))
+        self.multilabel = card.task == "multilabel"
+        self.ml_thresholds = card_thresholds(card) if self.multilabel else None
 
     def __call__(self, batch: dict[str, np.ndarray] | pa.Table) -> pa.Table:
         """The `map_batches` contract: one labeled row per input row plus error and error_stage, so
@@ -66,6 +69,12 @@ class InferenceActor:
         cal = np.zeros((n, n_cls))
         if ok.any():
             raw[ok], cal[ok] = self.predictor.probabilities(batch, ok)
+        if self.ml_thresholds is not None:
+            provenance = (self.model_version, self.run_id, self.drop)
+            table = multilabel_table(
+                batch, raw, cal, ok, self.ml_thresholds, self.classes, provenance
+            )
+            return self._with_tail(table, batch, error)
         order = np.argsort(-cal, axis=1, kind="stable")[:, :k]
         top = np.take_along_axis(cal, order, axis=1)
         label_index = order[:, 0].astype(np.int32)
@@ -96,7 +105,11 @@ class InferenceActor:
             "drop": pa.array([self.drop] * n, pa.string()),
             "labeled_at": pa.array([now] * n, LABEL_SCHEMA.field("labeled_at").type),
         }
-        table = pa.table(columns, schema=LABEL_SCHEMA)
+        return self._with_tail(pa.table(columns, schema=LABEL_SCHEMA), batch, error)
+
+    @staticmethod
+    def _with_tail(table: pa.Table, batch: dict[str, Any], error: Any) -> pa.Table:
+        """The text flag, then the error columns the sink splits error rows by."""
         if "truncated" in batch:
             table = table.append_column("truncated", pa.array(batch["truncated"], pa.bool_()))
         table = table.append_column("error", pa.array(list(error), pa.string()))

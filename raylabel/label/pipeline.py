@@ -20,7 +20,7 @@ from raylabel.inputs import sources
 from raylabel.inputs.prepare import for_card
 from raylabel.io import layout, storage
 from raylabel.io.failures import pipeline_failure
-from raylabel.io.schema import label_schema
+from raylabel.io.schema import label_schema, labels_schema
 from raylabel.label.actor import InferenceActor
 from raylabel.label.carry import Reuse, carried_dataset
 from raylabel.label.pool import PoolPlan, decode_in_actor, plan_pool
@@ -77,7 +77,8 @@ def write_run(
         rows_per_file=rows_per_write(
             cfg.output.rows_per_file, job.plan.num_items - len(reuse.reused)
         ),
-        schema=label_schema(card.modality),
+        schema=labels_schema(card.modality, card.task),
+        task=card.task,
     )
     try:
         build_pipeline(job, run, pool, reuse).write_datasink(

@@ -23,6 +23,7 @@ from raylabel.io.identity import combine, id_hash_sum
 from raylabel.io.layout import RunLayout
 from raylabel.io.schema import ERROR_SCHEMA, LABEL_SCHEMA
 from raylabel.io.storage import StorageOptions
+from raylabel.label.multilabel_stats import add_multilabel_stats, merge_multilabel
 from raylabel.stats.sampling import confidence_bins, stratum_key
 
 HIST_BINS = 100
@@ -40,8 +41,10 @@ class RunSink(Datasink):
         bin_edges: list[float],
         rows_per_file: int,
         schema: pa.Schema = LABEL_SCHEMA,
+        task: str = "multiclass",
     ) -> None:
         self.schema = schema
+        self.task = task
         self.run = run
         self.opts = opts
         self.classes = list(classes)
@@ -66,7 +69,7 @@ class RunSink(Datasink):
         tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
         tables = [t for t in tables if t.num_rows]
         if not tables:
-            return empty_stats(self.classes)
+            return empty_stats(self.classes, self.task)
         table = pa.concat_tables(tables)
         is_err = pc.is_valid(table.column("error"))
         labels = table.filter(pc.invert(is_err)).select(self.schema.names).cast(self.schema)
@@ -88,7 +91,7 @@ class RunSink(Datasink):
                 if not storage.is_remote(self.run.run_dir):
                     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
                 pq.write_table(t, path, filesystem=fs, compression="zstd")
-        stats = block_stats(labels, errors, self.classes, self.bin_edges)
+        stats = block_stats(labels, errors, self.classes, self.bin_edges, self.task)
         stats["id_hash"] = id_hash_sum(table.column("item_id"))  # every row written, once
         return stats
 
@@ -104,9 +107,13 @@ def _part_name(item_ids: pa.ChunkedArray) -> str:
     return hashlib.sha1(joined.encode()).hexdigest()[:20]
 
 
-def empty_stats(classes: list[str]) -> dict[str, Any]:
+def empty_stats(classes: list[str], task: str = "multiclass") -> dict[str, Any]:
     """The zero of the per-task statistics: every class present with every key, so merging tasks'
     statistics is plain addition."""
+    if task == "multilabel":
+        s = empty_stats(classes)
+        add_multilabel_stats(s, pa.table({}), classes, [0.0, 1.0], HIST_BINS)
+        return s
     return {
         "labeled": 0,
         "errors": 0,
@@ -124,15 +131,21 @@ def empty_stats(classes: list[str]) -> dict[str, Any]:
 
 
 def block_stats(
-    labels: pa.Table, errors: pa.Table, classes: list[str], bin_edges: list[float]
+    labels: pa.Table,
+    errors: pa.Table,
+    classes: list[str],
+    bin_edges: list[float],
+    task: str = "multiclass",
 ) -> dict[str, Any]:
     """One write task's statistics (counts, confidence and margin histograms, strata, error
     examples): what the summary, the drift check and the review sample need, without reading the
     labels again."""
-    s = empty_stats(classes)
+    s = empty_stats(classes, task)
     s["labeled"] = labels.num_rows
     s["errors"] = errors.num_rows
-    if labels.num_rows:
+    if task == "multilabel":
+        add_multilabel_stats(s, labels, classes, bin_edges, HIST_BINS)
+    elif labels.num_rows:
         idx = labels.column("label_index").to_numpy()
         conf = labels.column("confidence").to_numpy()
         acc = labels.column("accepted").to_numpy(zero_copy_only=False)
@@ -192,6 +205,7 @@ def merge_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
                         strict=False,
                     )
                 ]
+        merge_multilabel(out, p)
         for field in ("errors_by_stage", "strata", "accepted_strata"):
             for k, v in p[field].items():
                 out[field][k] = out[field].get(k, 0) + v

@@ -244,6 +244,8 @@ def _attempts(
         if attempt > 1:
             run = _fresh_run(cfg, run.drop, attempt, opts)
         donor_runs, committed = donors(cfg.output.root, run.drop, version, job.scorer, opts)
+        if job.card.task == "multilabel":  # multilabel rows are not carried yet: all inferred
+            donor_runs = []
         if cfg.run.force:
             donor_runs = [d for d in donor_runs if d.run_id >= first]
         reuse = plan_reuse(job.plan, cfg.output.root, run.drop, donor_runs, committed, opts)
@@ -364,6 +366,9 @@ def _tonight_thresholds(
     """The card's thresholds, or (qc.use_reviews) re-derived with reviewed items added."""
     from raylabel.label.recalibrate import label_thresholds
 
+    if card.task == "multilabel":
+        note = "multilabel: the card's per-class thresholds (reviews do not re-derive them yet)"
+        return None, {"source": "card", "note": note, "reviewed_items": 0}
     thresholds, info = label_thresholds(
         cfg.output.root, model_dir, card, scorer, cfg.qc.min_support, opts
     )

@@ -8,6 +8,7 @@ from raylabel import __version__
 from raylabel.config import Config
 from raylabel.inputs.sources import SourcePlan
 from raylabel.io.layout import RunLayout, utc_now
+from raylabel.label.multilabel_summary import multilabel_blocks, multilabel_qc
 from raylabel.label.sink import HIST_BINS
 from raylabel.models.card import ModelCard, pseudo_summary
 from raylabel.stats.thresholds import ThresholdResult
@@ -75,14 +76,14 @@ def build_summary(
             "per_class": stats["hist"],
         },
         "strata": stats["strata"],
-        "qc": _qc_block(card, used),
+        "qc": _qc_block(card, used) if card.task != "multilabel" else multilabel_qc(card, used),
         "validation": card.validation,
         "seed_audit": card.training.get("audit"),
         "pseudo_labels": pseudo_summary(card.pseudo_labels),
         "review": review_info,
         "pool": pool,
         "durations_s": dict(durations),
-    }
+    } | (multilabel_blocks(card, stats, per_class) if card.task == "multilabel" else {})
 
 
 def _qc_block(card: ModelCard, used: dict[str, Any]) -> dict[str, Any]:

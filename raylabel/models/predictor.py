@@ -13,6 +13,7 @@ from torch import nn
 from raylabel.errors import ConfigError, ModelLoadError
 from raylabel.models.card import ModelCard, read_card, refuse_pickles
 from raylabel.models.registry import family_of, pad_id
+from raylabel.stats.multilabel import sigmoid
 
 
 def load_model_dir(model_dir: Path) -> tuple[nn.Module, ModelCard]:
@@ -51,8 +52,11 @@ class Predictor:
         self, batch: dict[str, np.ndarray], rows: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """(raw, calibrated) softmax probabilities of the selected rows: the card's
-        temperature makes the second mean what it says."""
+        temperature makes the second mean what it says (multilabel: per-class sigmoids)."""
         logits = self.logits_for(batch, rows)
+        if self.card.task == "multilabel":  # one sigmoid per class, a temperature each
+            temps = np.asarray(self.card.temperatures or [1.0] * logits.shape[1])
+            return sigmoid(logits), sigmoid(logits, temps)
         return softmax_rows(logits), softmax_rows(logits, float(self.card.temperature or 1.0))
 
     def logits_for(self, batch: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:

@@ -37,7 +37,6 @@ def make_card(
         weights=calib.weights,
     )  # fmt: skip
     thr.calibration = calib.describe()
-    last = history[-1] if history else {}
     return ModelCard(
         model_version=version,
         arch=cfg.model.arch,
@@ -51,28 +50,42 @@ def make_card(
         target_precision=q.target_precision,
         confidence_level=q.confidence_level,
         validation=_validation(classes, logits, temperature, y),
-        training={
-            "epochs": cfg.train.epochs,
-            "epochs_run": len(history),
-            "min_steps": cfg.train.min_steps,
-            "batch_size": cfg.train.batch_size,
-            "lr": cfg.train.lr,
-            "num_workers": int(history[-1].get("workers", cfg.train.num_workers))
-            if history
-            else cfg.train.num_workers,
-            "seed": cfg.train.seed,
-            "n_train": n_train,
-            "n_val": n_val,
-            "n_seed_items": plan.num_items,
-            "seed_unreadable": int(last.get("seed_unreadable", 0)),
-            "history": history,
-            "calibration": calib.describe(),
-            "threshold_detail": thr.to_json(),
-        },
+        training=training_info(cfg, plan, calib, history, n_train, n_val, thr.to_json()),
         seed_fingerprint=plan.fingerprint,
         created_at=layout.utc_now().isoformat(),
         raylabel_version=__version__,
     )
+
+
+def training_info(
+    cfg: Config,
+    plan: sources.SourcePlan,
+    calib: crossfit.CalibrationSet,
+    history: list[dict[str, float]],
+    n_train: int,
+    n_val: int,
+    threshold_detail: dict[str, Any],
+) -> dict[str, Any]:
+    """The card's `training`: the schedule as run, the seed, the history, the calibration."""
+    last = history[-1] if history else {}
+    return {
+        "epochs": cfg.train.epochs,
+        "epochs_run": len(history),
+        "min_steps": cfg.train.min_steps,
+        "batch_size": cfg.train.batch_size,
+        "lr": cfg.train.lr,
+        "num_workers": int(history[-1].get("workers", cfg.train.num_workers))
+        if history
+        else cfg.train.num_workers,
+        "seed": cfg.train.seed,
+        "n_train": n_train,
+        "n_val": n_val,
+        "n_seed_items": plan.num_items,
+        "seed_unreadable": int(last.get("seed_unreadable", 0)),
+        "history": history,
+        "calibration": calib.describe(),
+        "threshold_detail": threshold_detail,
+    }
 
 
 def _validation(

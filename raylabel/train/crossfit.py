@@ -85,15 +85,15 @@ def run(
     t = cfg.train
     listing = plan.listing
     assert listing is not None
-    k = min(t.calibration_folds, _max_folds(listing.column("label").to_pylist()))
-    assignment = folds.fold_assignment(
-        listing.column("item_id").to_pylist(), listing.column("label").to_pylist(), k, t.seed
-    )
+    strata = plan.strata_labels()
+    k = min(t.calibration_folds, _max_folds(strata))
+    assignment = folds.fold_assignment(listing.column("item_id").to_pylist(), strata, k, t.seed)
     ds = folds.fold_datasets(cfg, plan, classes, assignment, opts, k, tokenizer_json)
     cpus, threads = folds.fold_cpus(t.cpus_per_worker)
     config = folds.loop_config(
-        cfg, classes, threads, t.epochs, pretrained, tokenizer_json, use_gpu=t.use_gpu
-    )
+        cfg, classes, threads, t.epochs, pretrained, tokenizer_json, use_gpu=t.use_gpu,
+        pos_weight=plan.positive_weights(classes),
+    )  # fmt: skip
     return folds.out_of_fold(
         ds,
         listing.num_rows,
@@ -102,7 +102,9 @@ def run(
         cpus=cpus,
         gpus=1.0 if t.use_gpu else 0.0,
         max_retries=t.max_failures,
-        keep_models=keep_fold_models(t.keep_fold_models, listing.num_rows, len(classes)),
+        # multilabel fold ensembles are not built yet: the final model labels
+        keep_models=cfg.task != "multilabel"
+        and keep_fold_models(t.keep_fold_models, listing.num_rows, len(classes)),
     )
 
 
@@ -134,7 +136,7 @@ def calibration_set(
     rows weigh by their sample design (rescaled per run), seed rows weigh 1."""
     listing = plan.listing
     assert listing is not None
-    index = {c: i for i, c in enumerate(classes)}
+    index = plan.label_index(classes)
     ids = listing.column("item_id").to_pylist()
     y = np.array([index[v] for v in listing.column("label").to_pylist()], dtype=np.int64)
     ok = oof.readable

@@ -154,6 +154,9 @@ def gate(cfg: Config, card: ModelCard, candidate_dir: Path) -> dict[str, Any]:
     base: dict[str, Any] = {"current": current, "gate_share": cfg.train.gate_share}
     if current is None:
         return {**base, "promoted": True, "reason": "promoted: no current model"}
+    if card.task == "multilabel":  # reviewed sets do not flow back yet (no gate items)
+        why = "promoted: not compared (the gate compares multiclass models only)"
+        return {**base, "promoted": True, "reason": why}
     rows = gate_items(cfg.output.root, opts, cfg.train.gate_share)
     n = rows.num_rows if rows is not None else 0
     if rows is None or n < cfg.train.gate_min_items:

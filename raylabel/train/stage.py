@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from raylabel import audit as seed_audit
 from raylabel import cluster
@@ -33,11 +34,18 @@ from raylabel.fit.data import (
 from raylabel.fit.pretrained import pretrained_info, pretrained_local
 from raylabel.inputs import sources
 from raylabel.io import layout, storage
-from raylabel.models.card import ModelCard, card_line, read_card, rewrite_card
+from raylabel.models.card import (
+    CALIBRATION_FILE,
+    ModelCard,
+    card_line,
+    read_card,
+    rewrite_card,
+)
 from raylabel.models.registry import family_for
 from raylabel.stats import calibration as calibrate
 from raylabel.train import crossfit, promotion, pseudo
 from raylabel.train.card import make_card
+from raylabel.train.card_multilabel import calibration_table, make_multilabel_card
 
 
 @dataclass
@@ -54,6 +62,8 @@ class TrainResult:
     def summary_lines(self) -> list[str]:
         """What `raylabel train` prints: how the model was calibrated, its per-class thresholds (and
         why weak ones are weak), pseudo-labels and time taken."""
+        if self.card.task == "multilabel":
+            return self._multilabel_lines()
         v = self.card.validation
         calib = self.card.training.get("calibration", {})
         how = (
@@ -88,6 +98,20 @@ class TrainResult:
         pl_line = card_line(self.card.pseudo_labels)
         if pl_line:
             lines.append(pl_line)
+        lines.append(f"took {self.duration_s:.1f}s")
+        return lines
+
+    def _multilabel_lines(self) -> list[str]:
+        from raylabel.train.card_multilabel import summary_lines
+
+        lines = [
+            f"model {self.model_version} ({self.card.arch}, multilabel over "
+            f"{len(self.card.classes)} classes) -> {self.model_uri}",
+            *summary_lines(self.card),
+        ]
+        gate = self.card.training.get("promotion")
+        if gate:
+            lines.append(gate["reason"])
         lines.append(f"took {self.duration_s:.1f}s")
         return lines
 
@@ -134,7 +158,8 @@ def train(cfg: Config) -> TrainResult:
             if oof is not None
             else crossfit.holdout_set(ckpt_dir)
         )
-        card = make_card(cfg, classes, plan, calib, history, version, n_train, n_val)
+        make = make_multilabel_card if cfg.task == "multilabel" else make_card
+        card = make(cfg, classes, plan, calib, history, version, n_train, n_val)
         card.training["n_feedback"] = feedback.num_rows if feedback is not None else 0
         card.training["feedback_by_drop"] = _by_drop(feedback)
         start = pretrained_info(pretrained)
@@ -151,7 +176,10 @@ def train(cfg: Config) -> TrainResult:
             card.preprocessing["tokenizer"].update(tok_stats)
         out_dir = Path(tmp) / "model"
         write_model_dir(cfg, classes, ckpt_dir, card, out_dir)
-        crossfit.write_calibration(calib, card, out_dir)
+        if cfg.task == "multilabel":
+            pq.write_table(calibration_table(calib, card), out_dir / CALIBRATION_FILE)
+        else:
+            crossfit.write_calibration(calib, card, out_dir)
         if oof is not None and oof.model_files:
             crossfit.write_fold_models(cfg, classes, oof, card, out_dir, write_model_dir)
         card = read_card(out_dir)  # as written, with the calibration and fold entries
@@ -178,6 +206,7 @@ def _fit_seed(
 ) -> Fitted:
     """Fold models for calibration (crossfit), then the final model by Ray Train."""
     oof = None
+    pos_weight = plan.positive_weights(classes)
     if cfg.train.calibration == "crossfit":
         oof = crossfit.run(cfg, plan, classes, opts, pretrained, tok_json)
     if oof is not None and oof.features is not None and not chosen.used:
@@ -190,10 +219,12 @@ def _fit_seed(
         if embed_cache.uses_cache(cfg):
             train_ds, val_ds = _features(cfg, classes, pretrained, train_ds, val_ds)
     if embed_cache.uses_cache(cfg):
-        return oof, *_fit_head(cfg, classes, train_ds, val_ds, tmp, n_train, n_val, pretrained)
+        return oof, *_fit_head(
+            cfg, classes, train_ds, val_ds, tmp, n_train, n_val, pretrained, pos_weight
+        )
     ckpt_dir, history = _fit(
         cfg, classes, train_ds, val_ds, tmp, n_train, n_val, pretrained, tok_json,
-        weighted=chosen.used > 0,
+        weighted=chosen.used > 0, pos_weight=pos_weight,
     )  # fmt: skip
     return oof, ckpt_dir, history, n_train, n_val
 
@@ -207,10 +238,11 @@ def _fit_head(
     n_train: int,
     n_val: int,
     pretrained: str | None,
+    pos_weight: list[float] | None = None,
 ) -> tuple[Path, list[dict[str, float]], int, int]:
     """The final head on cached features, in one Ray task (`fit.embed_cache.fit_head`)."""
     config, cpus, gpus = _head_task_setup(cfg, classes, pretrained)
-    config.update(n_train=n_train, n_val=n_val, use_gpu=cfg.train.use_gpu)
+    config.update(n_train=n_train, n_val=n_val, use_gpu=cfg.train.use_gpu, pos_weight=pos_weight)
     files, history = embed_cache.fit_head(
         config, train_ds, val_ds, cpus, gpus, cfg.train.max_failures
     )
@@ -255,8 +287,8 @@ def add_feedback(
     whatever the seed kind: each is read from its kept copy (`payload_uri`), so packed and
     inline-text seeds, packed and inline drops, and deleted drops all train. Returns the
     rows added (with their review design weights), or None."""
-    if not cfg.train.use_feedback or plan.listing is None:
-        return None
+    if not cfg.train.use_feedback or plan.listing is None or cfg.task == "multilabel":
+        return None  # multilabel: reviewed sets are not yet read back as training rows
     fb = sources.feedback_listing(cfg.output.root, opts)
     if fb is None or not fb.num_rows:
         return None
@@ -309,12 +341,12 @@ def _seed_datasets(
     listing = plan.listing
     assert listing is not None
     ids = listing.column("item_id").to_pylist()
-    labels = listing.column("label").to_pylist()
+    labels = plan.strata_labels()
     if holdout:
         is_val = stratified_split(ids, labels, cfg.train.val_fraction, cfg.train.seed)
     else:
         is_val = np.zeros(len(ids), dtype=bool)
-    index = {c: i for i, c in enumerate(classes)}
+    index = plan.label_index(classes)
     rng = np.random.default_rng(cfg.train.seed)
     decode = preprocessor(cfg, opts, cfg.model.pretrained or "", tokenizer_json)
     feature = family_for(cfg.modality, cfg.model.arch).feature
@@ -370,6 +402,7 @@ def _fit(
     pretrained: str | None = None,
     tokenizer_json: str | None = None,
     weighted: bool = False,
+    pos_weight: list[float] | None = None,
 ) -> tuple[Path, list[dict[str, float]]]:
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -379,7 +412,9 @@ def _fit(
 
     t = cfg.train
     workers, cpus, threads = worker_plan(t, cluster.shape())
-    config = loop_config(cfg, classes, threads, t.epochs, pretrained, tokenizer_json)
+    config = loop_config(
+        cfg, classes, threads, t.epochs, pretrained, tokenizer_json, pos_weight=pos_weight
+    )
     config.update(
         n_train=n_train,
         n_val=n_val,

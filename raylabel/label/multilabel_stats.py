@@ -1,0 +1,79 @@
+"""One write task's statistics for a multilabel run, additive like the multiclass ones.
+
+The keys mirror `sink.empty_stats` so the merge, the commit check, drift and the summary
+read both tasks alike: `per_class` counts the items where a class is positive (the class
+mix), `hist` is the histogram of each class's calibrated score over every item, and the
+review strata are `raylabel.stats.multilabel_sampling`'s. Multilabel adds each class's
+undecided count, the label cardinality and the co-occurrence of positives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from raylabel.stats import multilabel_sampling as mls
+
+
+def _mask(column: pa.ChunkedArray, classes: list[str]) -> np.ndarray:
+    """[rows, classes] bool: which classes each row's list holds."""
+    index = {c: i for i, c in enumerate(classes)}
+    out = np.zeros((len(column), len(classes)), dtype=bool)
+    for r, names in enumerate(column.to_pylist()):
+        for c in names or ():
+            out[r, index[c]] = True
+    return out
+
+
+def add_multilabel_stats(
+    s: dict[str, Any], labels: pa.Table, classes: list[str], bin_edges: list[float], bins: int
+) -> None:
+    """Fill `s` (an `empty_stats`) from one block of MULTILABEL_SCHEMA rows."""
+    k = len(classes)
+    s["undecided_per_class"] = dict.fromkeys(classes, 0)
+    s["cardinality"] = {}
+    s["cooccurrence"] = [[0] * k for _ in range(k)]
+    if not labels.num_rows:
+        return
+    pos = _mask(labels.column("labels"), classes)
+    und = _mask(labels.column("undecided_labels"), classes)
+    acc = pc.fill_null(labels.column("accepted"), False).to_numpy(zero_copy_only=False)
+    acc = acc.astype(bool)
+    scores = np.asarray(labels.column("scores").combine_chunks().flatten()).reshape(-1, k)
+    hist_bin = np.minimum((scores * bins).astype(int), bins - 1)
+    s["accepted"] = int(acc.sum())
+    for ci, c in enumerate(classes):
+        s["per_class"][c] = int(pos[:, ci].sum())
+        s["accepted_per_class"][c] = int((pos[:, ci] & acc).sum())
+        s["undecided_per_class"][c] = int(und[:, ci].sum())
+        s["hist"][c] = np.bincount(hist_bin[:, ci], minlength=bins).tolist()
+    sizes, counts = np.unique(pos.sum(1), return_counts=True)
+    s["cardinality"] = {str(int(a)): int(b) for a, b in zip(sizes, counts, strict=True)}
+    s["cooccurrence"] = (pos.T.astype(np.int64) @ pos.astype(np.int64)).tolist()
+    edges = mls.margin_edges(bin_edges)
+    s["strata"] = mls.strata_counts(labels, edges)
+    accepted_rows = labels.filter(pa.array(acc))
+    s["accepted_strata"] = mls.strata_counts(accepted_rows, edges) if accepted_rows.num_rows else {}
+
+
+def merge_multilabel(out: dict[str, Any], part: dict[str, Any]) -> None:
+    """Add a task's multilabel-only statistics into `out` (the other keys merge as usual)."""
+    if "undecided_per_class" not in part:
+        return
+    und = out.setdefault("undecided_per_class", {})
+    for c, v in part["undecided_per_class"].items():
+        und[c] = und.get(c, 0) + v
+    card = out.setdefault("cardinality", {})
+    for size, v in part["cardinality"].items():
+        card[size] = card.get(size, 0) + v
+    co = out.get("cooccurrence")
+    if co is None:
+        out["cooccurrence"] = [list(r) for r in part["cooccurrence"]]
+    else:
+        out["cooccurrence"] = [
+            [a + b for a, b in zip(ra, rb, strict=True)]
+            for ra, rb in zip(co, part["cooccurrence"], strict=True)
+        ]
