@@ -62,7 +62,7 @@ class MultilabelImageSpec:
     classes: tuple[str, ...] = MULTILABEL_SHAPES
     prevalence: tuple[float, float] = (0.25, 0.45)  # range of each class's presence rate
     hard_fraction: float = 0.1  # items with one degraded class shape
-    distractor_p: float = 0.35  # chance of a shape of no class in an image
+    distractor_p: float = 0.25  # chance of a shape of no class in an image
     n_bad_items: int = 2  # undecodable files planted in the drop
     seed_format: str = "jsonl"  # "jsonl": label is a list; "csv": label joined by "|"
     seed: int = 0
@@ -139,7 +139,7 @@ def render_scene(
         mode = _HARD_MODES[int(rng.integers(len(_HARD_MODES)))]
     radii = [
         side * float(rng.uniform(0.08, 0.1) if i == degraded and mode == "small"
-                     else rng.uniform(0.13, 0.19))
+                     else rng.uniform(0.16, 0.23))
         for i in range(len(shapes))
     ]  # fmt: skip
     centres, radii = _place(rng, radii, side)
