@@ -20,6 +20,7 @@ from raylabel.models.card import ModelCard
 from raylabel.models.registry import family_for
 from raylabel.stats import multilabel as ml
 from raylabel.stats.label_sets import multi_hot
+from raylabel.stats.multilabel_counts import precision_coverage_by_class
 from raylabel.train import crossfit
 from raylabel.train.card import training_info
 
@@ -93,6 +94,8 @@ def multilabel_validation(
         "ece_before": float(ml.multilabel_ece(raw, targets)),
         "ece_after": float(ml.multilabel_ece(cal, targets)),
         "label_cardinality": float(targets.sum(1).mean()),
+        # calibrated out-of-fold scores against the seed's labels, per class (the report's curves)
+        "precision_coverage": precision_coverage_by_class(cal, targets, classes),
         "per_class": per_class,
     }
 
