@@ -124,7 +124,7 @@ def labeling_config_xml(
     )
 
 
-def _load(source: str | os.PathLike | bytes, name: str | None) -> tuple[str, str, str]:
+def load_review_file(source: str | os.PathLike | bytes, name: str | None) -> tuple[str, str, str]:
     """(text, display name, format) of a review file; format from extension or first char."""
     if isinstance(source, bytes | bytearray):
         raw, label = bytes(source), name or "<bytes>"
@@ -199,7 +199,7 @@ def _parse_ls_json(text: str, label: str) -> list[tuple[str, str]]:
         by_annotator: dict[str, dict] = {}
         for a in annotations:  # in order: an annotator's later annotation replaces theirs
             if isinstance(a, dict) and not a.get("was_cancelled"):
-                by_annotator[_annotator(a.get("completed_by"))] = a
+                by_annotator[annotator(a.get("completed_by"))] = a
         for annotation in by_annotator.values():
             choice = _choice(annotation, where)
             if choice is not None:
@@ -207,7 +207,7 @@ def _parse_ls_json(text: str, label: str) -> list[tuple[str, str]]:
     return out
 
 
-def _annotator(completed_by: object) -> str:
+def annotator(completed_by: object) -> str:
     """Who made an annotation: exports give an id or a user object; none = one reviewer."""
     if isinstance(completed_by, dict):
         completed_by = completed_by.get("id", completed_by.get("email"))
@@ -245,7 +245,7 @@ def parse_reviews(
     Malformed input raises ValueError naming the file and row/task. An item reviewed more
     than once keeps every review here (`merge_reviews` reconciles them).
     """
-    text, label, fmt = _load(source, name)
+    text, label, fmt = load_review_file(source, name)
     pairs = (
         _parse_ls_json(text, label) if fmt == "json" else _parse_csv(text, label, id_col, truth_col)
     )

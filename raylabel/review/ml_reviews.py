@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 
-from raylabel.review.labelstudio import MergedReviews, _annotator, _load
+from raylabel.review.labelstudio import MergedReviews, annotator, load_review_file
 
 #: a CSV cell saying "reviewed: no class applies" (an empty cell is "not reviewed")
 NO_CLASS = "(none)"
@@ -93,7 +93,7 @@ def _parse_ls_json(text: str, label: str) -> list[tuple[str, list[str]]]:
         by_annotator: dict[str, dict] = {}
         for a in annotations:  # in order: an annotator's later annotation replaces theirs
             if isinstance(a, dict) and not a.get("was_cancelled"):
-                by_annotator[_annotator(a.get("completed_by"))] = a
+                by_annotator[annotator(a.get("completed_by"))] = a
         out.extend((str(item_id), _choices(a, where)) for a in by_annotator.values())
     return out
 
@@ -112,7 +112,7 @@ def parse_multilabel_reviews(
 ) -> pa.Table:
     """Reviewed label sets (``item_id``, ``true_labels``: sorted list<string>, one row per
     review). Malformed input raises ValueError naming the file and row/task."""
-    text, label, fmt = _load(source, name)
+    text, label, fmt = load_review_file(source, name)
     pairs = _parse_ls_json(text, label) if fmt == "json" else _parse_csv(text, label, separator)
     return _table(pairs)
 
