@@ -36,6 +36,7 @@ class Ran:
     labeled: LabelResult
     truth: Path
     drop_items: int
+    overrides: list[str]
 
 
 @pytest.fixture(scope="module")
@@ -43,21 +44,19 @@ def images(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Ran:
     root = tmp_path_factory.mktemp("ml-images")
     spec = MultilabelImageSpec(n_seed=120, n_drop=50, image_size=32, n_bad_items=2)
     data = write_multilabel_image_demo(root / "data", spec)
-    cfg = load_config(
-        [],
-        [
-            *COMMON,
-            "model.arch=small_cnn",
-            "model.image_size=32",
-            "train.num_workers=2",
-            f"seed.path={data.seed_path}",
-            f"drop.path={data.drop_dir}",
-            f"output.root={root / 'out'}",
-            "drop.name=ml-images",
-        ],
-    )
+    overrides = [
+        *COMMON,
+        "model.arch=small_cnn",
+        "model.image_size=32",
+        "train.num_workers=2",
+        f"seed.path={data.seed_path}",
+        f"drop.path={data.drop_dir}",
+        f"output.root={root / 'out'}",
+        "drop.name=ml-images",
+    ]
+    cfg = load_config([], overrides)
     n = len(list(data.drop_dir.iterdir()))
-    return Ran(train(cfg), label(cfg), data.truth_path, n)
+    return Ran(train(cfg), label(cfg), data.truth_path, n, overrides)
 
 
 @pytest.fixture(scope="module")
@@ -65,23 +64,21 @@ def texts(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Ran:
     root = tmp_path_factory.mktemp("ml-texts")
     spec = MultilabelTextSpec(n_seed=120, n_drop=40, n_bad_items=1, seed_format="csv")
     data = write_multilabel_text_demo(root / "data", spec)
-    cfg = load_config(
-        [],
-        [
-            *COMMON,
-            "modality=text",
-            "model.arch=rnn",
-            "model.max_length=64",
-            "model.tokenizer.vocab_size=800",
-            "train.num_workers=1",
-            f"seed.path={data.seed_path}",
-            f"drop.path={data.drop_dir}",
-            f"output.root={root / 'out'}",
-            "drop.name=ml-texts",
-        ],
-    )
+    overrides = [
+        *COMMON,
+        "modality=text",
+        "model.arch=rnn",
+        "model.max_length=64",
+        "model.tokenizer.vocab_size=800",
+        "train.num_workers=1",
+        f"seed.path={data.seed_path}",
+        f"drop.path={data.drop_dir}",
+        f"output.root={root / 'out'}",
+        "drop.name=ml-texts",
+    ]
+    cfg = load_config([], overrides)
     n = len(list(data.drop_dir.iterdir()))
-    return Ran(train(cfg), label(cfg), data.truth_path, n)
+    return Ran(train(cfg), label(cfg), data.truth_path, n, overrides)
 
 
 def _check_card(ran: Ran) -> dict:
@@ -157,3 +154,26 @@ def test_images_end_to_end(images: Ran) -> None:
 def test_texts_end_to_end(texts: Ran) -> None:
     _check_run(texts, TEXT_MULTILABEL_SCHEMA)
     _check_review(texts)
+
+
+def test_reviewed_sets_are_evaluated_and_train_the_next_model(images: Ran, tmp_path: Path) -> None:
+    from raylabel.review import evaluate_run
+
+    run = Path(images.labeled.run_uri)
+    truth = {r["item_id"]: r["labels"] for r in pq.read_table(images.truth).to_pylist()}
+    sample = pq.read_table(run / "review" / "sample.parquet").column("item_id").to_pylist()
+    lines = [f"{i},{'|'.join(truth[i]) or '(none)'}" for i in sample]
+    reviews = tmp_path / "reviews.csv"
+    reviews.write_text("item_id,true_labels\n" + "\n".join(lines) + "\n")
+    at_run = [*images.overrides, f"run.run_id={images.labeled.run_id}"]
+    result = evaluate_run(load_config([], [*at_run, f"review.reviewed={reviews}"]))
+    ev = json.loads(Path(result.evaluation_uri).read_text())
+    assert ev["task"] == "multilabel" and ev["n_reviewed"] == len(sample)
+    for block in (ev["accepted"], ev["overall"], ev["multilabel"]["micro_precision"]):
+        assert 0.0 <= block["lower"] <= block["point"] <= block["upper"] <= 1.0
+    fb = pq.read_table(result.feedback_uri)
+    assert fb.num_rows == len(sample)
+    # the reviewed sets are training rows of the next model (read from their kept copies)
+    again = train(load_config([], [*images.overrides, "train.epochs=1", "train.gate_share=0"]))
+    assert again.card.training["n_feedback"] == len(sample)
+    assert again.card.task == "multilabel"

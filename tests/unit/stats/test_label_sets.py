@@ -27,7 +27,7 @@ def test_canonical_set_reads_lists_strings_and_nothing() -> None:
 
 
 def test_canonical_set_refuses_bad_class_names() -> None:
-    with pytest.raises(ValueError, match="row 3.*contains seed.label_separator"):
+    with pytest.raises(ValueError, match=r"row 3: class 'a\|b' contains seed\.label_separator"):
         canonical_set(["a|b"], "|", "row 3")
     with pytest.raises(ValueError, match="empty class name"):
         canonical_set(["a", " "], "|", "row 1")
