@@ -3,6 +3,7 @@
 from raylabel.audit.stage import (
     ISSUES_FILE,
     ISSUES_SCHEMA,
+    MULTILABEL_ISSUES_SCHEMA,
     SUMMARY_FILE,
     AuditResult,
     audit,
@@ -13,6 +14,7 @@ from raylabel.audit.stage import (
 __all__ = [
     "ISSUES_FILE",
     "ISSUES_SCHEMA",
+    "MULTILABEL_ISSUES_SCHEMA",
     "SUMMARY_FILE",
     "AuditResult",
     "audit",
