@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from raylabel import __version__
-from raylabel.audit.stage import MULTILABEL_ISSUES_SCHEMA, UNREADABLE, settings
+from raylabel.audit.schemas import MULTILABEL_ISSUES_SCHEMA, UNREADABLE
 from raylabel.config import Config
 from raylabel.inputs.sources import SourcePlan
 from raylabel.io import layout
@@ -86,9 +86,15 @@ def rank_items(
 
 
 def multilabel_learning(
-    cfg: Config, plan: SourcePlan, classes: list[str], probs: np.ndarray, oof_fold: np.ndarray
+    cfg: Config,
+    plan: SourcePlan,
+    classes: list[str],
+    probs: np.ndarray,
+    oof_fold: np.ndarray,
+    settings: dict[str, Any],
 ) -> tuple[pa.Table, dict[str, Any]]:
-    """cleanlab over a multilabel seed's out-of-sample probabilities -> ranked table + summary."""
+    """cleanlab over a multilabel seed's out-of-sample probabilities -> ranked table + summary
+    (`settings`: the audit's reuse key, recorded in audit.json)."""
     listing = plan.listing
     assert listing is not None and plan.label_separator is not None
     ids = listing.column("item_id").to_pylist()
@@ -126,7 +132,7 @@ def multilabel_learning(
         },
         schema=MULTILABEL_ISSUES_SCHEMA,
     ).take(pa.array(order))
-    return table, _summary(cfg, plan, classes, tagged, suggested, ok, rk, table)
+    return table, _summary(settings, plan, classes, tagged, suggested, ok, rk, table)
 
 
 def _names(mask: np.ndarray, ok: np.ndarray, classes: list[str]) -> list[list[str] | None]:
@@ -136,7 +142,7 @@ def _names(mask: np.ndarray, ok: np.ndarray, classes: list[str]) -> list[list[st
 
 
 def _summary(
-    cfg: Config,
+    settings: dict[str, Any],
     plan: SourcePlan,
     classes: list[str],
     tagged: np.ndarray,
@@ -163,7 +169,7 @@ def _summary(
     return {
         "task": "multilabel",
         "seed": {"uri": plan.uri, "kind": plan.kind, "fingerprint": plan.fingerprint},
-        "settings": settings(cfg),
+        "settings": settings,
         "classes": classes,
         "counts": {
             "items": len(ok),

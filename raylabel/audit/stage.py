@@ -25,6 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raylabel import __version__, cluster
+from raylabel.audit import multilabel
+from raylabel.audit.schemas import ISSUES_SCHEMA, UNREADABLE
 from raylabel.config import Config
 from raylabel.errors import ConfigError, InputError
 from raylabel.fit import folds
@@ -38,40 +40,6 @@ from raylabel.models.registry import family_for
 ISSUES_FILE = "label_issues.parquet"
 SUMMARY_FILE = "audit.json"
 REPORT_FILE = "report.html"
-UNREADABLE = "not decodable: left out of the audit (training skips it too)"
-
-ISSUES_SCHEMA = pa.schema(
-    [
-        ("item_id", pa.string()),
-        ("uri", pa.string()),
-        ("given_label", pa.string()),
-        ("suggested_label", pa.string()),
-        ("label_quality", pa.float32()),
-        ("given_prob", pa.float32()),
-        ("suggested_prob", pa.float32()),
-        ("is_label_issue", pa.bool_()),
-        ("rank", pa.int32()),
-        ("fold", pa.int32()),
-        ("error", pa.string()),
-    ]
-)
-
-#: task=multilabel: label sets instead of labels (docs/seed-audit.md)
-MULTILABEL_ISSUES_SCHEMA = pa.schema(
-    [
-        ("item_id", pa.string()),
-        ("uri", pa.string()),
-        ("given_labels", pa.list_(pa.string())),
-        ("suggested_labels", pa.list_(pa.string())),
-        ("added", pa.list_(pa.string())),
-        ("removed", pa.list_(pa.string())),
-        ("label_quality", pa.float32()),
-        ("is_label_issue", pa.bool_()),
-        ("rank", pa.int32()),
-        ("fold", pa.int32()),
-        ("error", pa.string()),
-    ]
-)
 
 
 @dataclass
@@ -96,9 +64,7 @@ class AuditResult:
         labels from the terminal."""
         s, c = self.summary, self.summary["counts"]
         if s.get("task") == "multilabel":
-            from raylabel.audit.multilabel import summary_lines
-
-            return summary_lines(s, self.audit_dir, self.reused, self.duration_s)
+            return multilabel.summary_lines(s, self.audit_dir, self.reused, self.duration_s)
         acc = s.get("oos_accuracy")
         lines = [
             f"seed audit {'(reused) ' if self.reused else ''}of {c['items']} items "
@@ -186,9 +152,9 @@ def audit(cfg: Config) -> AuditResult:
     fold_ds = folds.fold_datasets(cfg, plan, classes, assignment, opts, cfg.audit.folds)
     probs, oof_fold = _out_of_sample(cfg, plan, classes, fold_ds, len(ids))
     if cfg.task == "multilabel":
-        from raylabel.audit.multilabel import multilabel_learning
-
-        table, summary = multilabel_learning(cfg, plan, classes, probs, oof_fold)
+        table, summary = multilabel.multilabel_learning(
+            cfg, plan, classes, probs, oof_fold, settings(cfg)
+        )
     else:
         table, summary = confident_learning(cfg, plan, classes, probs, oof_fold)
     summary["duration_s"] = round(time.time() - started, 2)

@@ -12,6 +12,7 @@ import pytest
 
 from raylabel.audit import MULTILABEL_ISSUES_SCHEMA, AuditResult
 from raylabel.audit.multilabel import label_set, multilabel_learning, rank_items
+from raylabel.audit.stage import settings
 from raylabel.config import load_config
 from raylabel.inputs import sources
 from raylabel.report.audit_page import render_page, section_html
@@ -56,7 +57,7 @@ def test_added_and_removed_follow_the_direction_of_the_flip(tmp_path: Path) -> N
     plan = _plan(tmp_path, given)
     cfg = load_config(overrides=["task=multilabel", f"seed.path={tmp_path / 'seed.jsonl'}"])
     fold = np.arange(len(given), dtype=np.int32) % 3
-    table, summary = multilabel_learning(cfg, plan, CLASSES, probs, fold)
+    table, summary = multilabel_learning(cfg, plan, CLASSES, probs, fold, settings(cfg))
     assert table.schema.equals(MULTILABEL_ISSUES_SCHEMA)
     by_id = {r["item_id"]: r for r in table.to_pylist()}
     for r, c in zip(rows, cols, strict=True):
@@ -75,12 +76,14 @@ def test_added_and_removed_follow_the_direction_of_the_flip(tmp_path: Path) -> N
 
 
 def test_unreadable_rows_go_last_and_constant_classes_are_not_ranked(tmp_path: Path) -> None:
-    given, probs, rows, _ = _synthetic(n=60, flips=3, seed=5)
+    given, probs, _, _ = _synthetic(n=60, flips=3, seed=5)
     given[:, 3] = 1  # every item is a "tree": nothing to compare that tag against
     plan = _plan(tmp_path, given)
     cfg = load_config(overrides=["task=multilabel", f"seed.path={tmp_path / 'seed.jsonl'}"])
     probs[[0, 1]] = np.nan
-    table, summary = multilabel_learning(cfg, plan, CLASSES, probs, np.zeros(60, np.int32))
+    table, summary = multilabel_learning(
+        cfg, plan, CLASSES, probs, np.zeros(60, np.int32), settings(cfg)
+    )
     last = table.slice(58).to_pylist()
     assert {r["item_id"] for r in last} == {"i0000", "i0001"}
     assert all(r["error"] and r["suggested_labels"] is None for r in last)
@@ -100,7 +103,9 @@ def test_cli_lines_and_report_show_sets(tmp_path: Path) -> None:
     given, probs, _, _ = _synthetic(n=60, flips=4, seed=7)
     plan = _plan(tmp_path, given)
     cfg = load_config(overrides=["task=multilabel", f"seed.path={tmp_path / 'seed.jsonl'}"])
-    _, summary = multilabel_learning(cfg, plan, CLASSES, probs, np.zeros(60, np.int32))
+    _, summary = multilabel_learning(
+        cfg, plan, CLASSES, probs, np.zeros(60, np.int32), settings(cfg)
+    )
     top = summary["top_issues"][0]
     lines = AuditResult("/out", summary, duration_s=1.0).summary_lines()
     assert "multilabel" in lines[0] and "exact-set accuracy" in lines[1]
