@@ -48,7 +48,7 @@ def test_planted_flips_rank_first_and_name_their_class(method: str) -> None:
         assert len(rows) / rk.issue.sum() >= 0.6  # are wrong: most flags are the flips
     for r, c in zip(rows, cols, strict=True):
         assert rk.wrong[r, c], (r, c, np.flatnonzero(rk.wrong[r]))
-    # a flagged class is wrong on the side the given tag says: added when absent, removed else
+    # wrong classes are named on flagged items only
     assert not (rk.wrong & ~rk.issue[:, None]).any()
 
 
