@@ -90,10 +90,16 @@ def test_multiclass_reading_is_unchanged(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "override",
-    ["model.arch=clip", "train.pseudo_labels.enabled=true", "train.audit_seed=true",
-     "infer.ensemble=always", "train.keep_fold_models=always"],
+    ["model.arch=clip", "train.pseudo_labels.enabled=true", "infer.ensemble=always",
+     "train.keep_fold_models=always"],
 )  # fmt: skip
 def test_unsupported_multilabel_combinations_stop_at_config(override: str) -> None:
     key = override.split("=")[0]
     with pytest.raises(ConfigError, match=f"^{key}: .*task=multilabel"):
         load_config(overrides=["task=multilabel", override, "model.pretrained=/x"])
+
+
+@pytest.mark.parametrize("override", ["train.audit_seed=true", "train.exclude_label_issues=true"])
+def test_the_seed_audit_is_available_to_multilabel(override: str) -> None:
+    cfg = load_config(overrides=["task=multilabel", override])
+    assert cfg.train.audit_seed or cfg.train.exclude_label_issues
