@@ -45,7 +45,7 @@ STAGES: dict[str, Stage] = {
         "calibrates its confidence on out-of-fold predictions of every seed item, picks "
         "per-class acceptance thresholds that reach qc.target_precision with a lower "
         "bound, and publishes models/<version>/.",
-        ("seed", "modality", "model", "train", "qc", "audit", "output", "storage", "run"),
+        ("seed", "modality", "task", "model", "train", "qc", "audit", "output", "storage", "run"),
     ),
     "promote": Stage(
         "raylabel.train",
@@ -63,7 +63,7 @@ STAGES: dict[str, Stage] = {
         "Streams drop.path through decode tasks and inference actors, writes labels/ and "
         "errors/ Parquet (every item in exactly one), draws the stratified review sample "
         "and the active queue, then commits the run (_SUCCESS, then LATEST).",
-        ("drop", "modality", "infer", "qc", "review", "drift", "output", "storage", "run"),
+        ("drop", "modality", "task", "infer", "qc", "review", "drift", "output", "storage", "run"),
     ),
     "sample": Stage(
         "raylabel.review",
@@ -108,7 +108,7 @@ STAGES: dict[str, Stage] = {
         "rank likely label errors in the seed",
         "Trains k fold models side by side, gives every seed item an out-of-sample "
         "prediction and ranks likely label errors with cleanlab.",
-        ("seed", "modality", "model", "audit", "train", "output", "storage"),
+        ("seed", "modality", "task", "model", "audit", "train", "output", "storage"),
     ),
 }
 

@@ -1,8 +1,8 @@
 """`raylabel audit`: rank likely label errors in the seed before they are trained in."""
 
+from raylabel.audit.schemas import ISSUES_SCHEMA, MULTILABEL_ISSUES_SCHEMA
 from raylabel.audit.stage import (
     ISSUES_FILE,
-    ISSUES_SCHEMA,
     SUMMARY_FILE,
     AuditResult,
     audit,
@@ -13,6 +13,7 @@ from raylabel.audit.stage import (
 __all__ = [
     "ISSUES_FILE",
     "ISSUES_SCHEMA",
+    "MULTILABEL_ISSUES_SCHEMA",
     "SUMMARY_FILE",
     "AuditResult",
     "audit",

@@ -9,6 +9,8 @@ the seed teaches, with a suggested label. Output, written then committed by `_SU
 
 `train.exclude_label_issues=true` trains without the flagged items (reusing a committed
 audit of the same seed and settings); `train.audit_seed=true` records the audit on the card.
+A `task=multilabel` seed takes the same folds and publishing; sigmoid probabilities and
+cleanlab's multi-label ranking (`raylabel.audit.multilabel`) fill MULTILABEL_ISSUES_SCHEMA.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raylabel import __version__, cluster
+from raylabel.audit import multilabel
+from raylabel.audit.schemas import ISSUES_SCHEMA, UNREADABLE
 from raylabel.config import Config
 from raylabel.errors import ConfigError, InputError
 from raylabel.fit import folds
@@ -36,23 +40,6 @@ from raylabel.models.registry import family_for
 ISSUES_FILE = "label_issues.parquet"
 SUMMARY_FILE = "audit.json"
 REPORT_FILE = "report.html"
-UNREADABLE = "not decodable: left out of the audit (training skips it too)"
-
-ISSUES_SCHEMA = pa.schema(
-    [
-        ("item_id", pa.string()),
-        ("uri", pa.string()),
-        ("given_label", pa.string()),
-        ("suggested_label", pa.string()),
-        ("label_quality", pa.float32()),
-        ("given_prob", pa.float32()),
-        ("suggested_prob", pa.float32()),
-        ("is_label_issue", pa.bool_()),
-        ("rank", pa.int32()),
-        ("fold", pa.int32()),
-        ("error", pa.string()),
-    ]
-)
 
 
 @dataclass
@@ -76,6 +63,8 @@ class AuditResult:
         out-of-sample accuracy, the top issues and where the files are, enough to start fixing
         labels from the terminal."""
         s, c = self.summary, self.summary["counts"]
+        if s.get("task") == "multilabel":
+            return multilabel.summary_lines(s, self.audit_dir, self.reused, self.duration_s)
         acc = s.get("oos_accuracy")
         lines = [
             f"seed audit {'(reused) ' if self.reused else ''}of {c['items']} items "
@@ -106,7 +95,7 @@ def audit_dir(cfg: Config, fingerprint: str) -> str:
 def settings(cfg: Config) -> dict[str, Any]:
     """Everything the audit's answer depends on besides the seed itself (reuse key)."""
     a, t, m = cfg.audit, cfg.train, cfg.model
-    return {
+    out = {
         "folds": a.folds,
         "epochs": a.epochs or t.epochs,
         "method": a.method,
@@ -125,6 +114,9 @@ def settings(cfg: Config) -> dict[str, Any]:
         "min_steps": t.min_steps,
         "seed": t.seed,
     }
+    if cfg.task == "multilabel":  # multiclass settings stay as they were (committed audits reuse)
+        out["task"] = cfg.task
+    return out
 
 
 def audit(cfg: Config) -> AuditResult:
@@ -153,13 +145,18 @@ def audit(cfg: Config) -> AuditResult:
             f"seed.path: {listing.num_rows} items are too few for audit.folds={cfg.audit.folds}"
         )
     ids = listing.column("item_id").to_pylist()
-    labels = listing.column("label").to_pylist()
-    assignment = fold_assignment(ids, labels, cfg.audit.folds, cfg.train.seed)
+    # multiclass: the labels; multilabel: each item's rarest class
+    assignment = fold_assignment(ids, plan.strata_labels(), cfg.audit.folds, cfg.train.seed)
     cluster.connect(cfg)
     cluster.quiet_data_context(show_progress=False)
     fold_ds = folds.fold_datasets(cfg, plan, classes, assignment, opts, cfg.audit.folds)
-    probs, oof_fold = _out_of_sample(cfg, classes, fold_ds, len(ids))
-    table, summary = confident_learning(cfg, plan, classes, probs, oof_fold)
+    probs, oof_fold = _out_of_sample(cfg, plan, classes, fold_ds, len(ids))
+    if cfg.task == "multilabel":
+        table, summary = multilabel.multilabel_learning(
+            cfg, plan, classes, probs, oof_fold, settings(cfg)
+        )
+    else:
+        table, summary = confident_learning(cfg, plan, classes, probs, oof_fold)
     summary["duration_s"] = round(time.time() - started, 2)
     _publish(out, table, summary, opts)
     flagged = _flagged(table)
@@ -190,10 +187,12 @@ def _flagged(table: pa.Table) -> list[str]:
 
 
 def _out_of_sample(
-    cfg: Config, classes: list[str], fold_ds: list[Any], n_rows: int
+    cfg: Config, plan: SourcePlan, classes: list[str], fold_ds: list[Any], n_rows: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """k fold tasks in parallel; returns (n_items x classes) probs (NaN = unreadable), fold."""
+    """k fold tasks in parallel; returns (n_items x classes) probs (NaN = unreadable), fold.
+    Multilabel: BCE with the seed's positive weights, per-class sigmoid probabilities."""
     from raylabel.stats.calibration import softmax
+    from raylabel.stats.multilabel import sigmoid
 
     a, t = cfg.audit, cfg.train
     cpus, threads = folds.fold_cpus(a.cpus_per_fold)
@@ -201,14 +200,15 @@ def _out_of_sample(
     image_backbone = fam.pretrained == "state_dict" and cfg.model.pretrained
     pretrained = _stage_pretrained(cfg) if image_backbone else None
     config = folds.loop_config(
-        cfg, classes, threads, a.epochs or t.epochs, pretrained, use_gpu=a.gpus_per_fold > 0
-    )
+        cfg, classes, threads, a.epochs or t.epochs, pretrained, use_gpu=a.gpus_per_fold > 0,
+        pos_weight=plan.positive_weights(classes),
+    )  # fmt: skip
     oof = folds.out_of_fold(
         fold_ds, n_rows, len(classes), config, cpus, a.gpus_per_fold, t.max_failures
     )
     probs = np.full_like(oof.logits, np.nan)
     ok = oof.readable
-    probs[ok] = softmax(oof.logits[ok])
+    probs[ok] = (sigmoid if cfg.task == "multilabel" else softmax)(oof.logits[ok])
     return probs, oof.fold
 
 
@@ -357,6 +357,8 @@ def exclude_from_training(cfg: Config, plan: SourcePlan) -> dict[str, Any] | Non
         "reused": result.reused,
         "excluded": 0,
     }
+    if result.summary.get("task") == "multilabel":  # the report shows label sets then
+        info["task"] = "multilabel"
     if t.exclude_label_issues and plan.listing is not None and result.flagged_ids:
         flagged = set(result.flagged_ids)
         listing = plan.listing

@@ -80,7 +80,6 @@ class Config:
         unsupported = [
             ("model.arch", self.model.arch == "clip", "zero-shot scoring picks one class"),
             ("train.pseudo_labels.enabled", self.train.pseudo_labels.enabled, "self-training"),
-            ("train.audit_seed", self.train.audit_seed, "the seed audit"),
             ("infer.ensemble", self.infer.ensemble == "always", "the fold ensemble"),
             ("train.keep_fold_models", self.train.keep_fold_models == "always", "fold models"),
         ]

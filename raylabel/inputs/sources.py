@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,24 +17,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from raylabel.config import Config, default_extensions
 from raylabel.errors import ConfigError, InputError
 from raylabel.inputs import checks as input_schema
+from raylabel.inputs import seed_labels
+from raylabel.inputs.manifests import read_manifest, read_parquet_manifest
 from raylabel.inputs.packed import packed_dataset, scan_ids
 from raylabel.io import storage
 from raylabel.io.identity import id_hash_sum
 from raylabel.io.listing import check_input, list_files, list_items
 from raylabel.io.storage import StorageOptions
-from raylabel.stats.label_sets import (
-    LabelCoder,
-    SetCodes,
-    canonical_set,
-    positive_weights,
-    split_set,
-)
 
 if TYPE_CHECKING:
     import ray.data
@@ -76,37 +69,24 @@ class SourcePlan:
         if self.listing is None or "label" not in self.listing.column_names:
             return []
         labels = pc.unique(self.listing.column("label")).to_pylist()
-        if self.label_separator is not None:
-            sep = self.label_separator
-            return sorted({c for v in labels for c in split_set(v, sep)})
-        return sorted(labels)
+        return seed_labels.classes_of(labels, self.label_separator)
 
     def label_index(self, classes: list[str]) -> Mapping[str, int]:
-        """label string -> the int code training sees: the class index, or (multilabel) the
-        bit set of the item's classes; too many multilabel classes stop here (InputError)."""
-        try:
-            coder = LabelCoder.for_classes(classes, self.label_separator)
-        except ValueError as exc:
-            raise InputError(f"seed.path: {exc}") from None
-        if coder.multilabel:
-            return SetCodes(coder)
-        return {c: i for i, c in enumerate(classes)}
+        """label string -> the int code training sees (see `seed_labels.label_index`)."""
+        return seed_labels.label_index(classes, self.label_separator)
 
     def positive_weights(self, classes: list[str]) -> list[float] | None:
-        """Multilabel: each class's BCE positive weight from the seed's label counts; None for
-        multiclass."""
+        """Multilabel: each class's BCE positive weight; None for multiclass."""
         if self.label_separator is None or self.listing is None:
             return None
-        codes = np.asarray(
-            [self.label_index(classes)[v] for v in self.listing.column("label").to_pylist()]
-        )
-        return [float(w) for w in positive_weights(codes, len(classes))]
+        labels = self.listing.column("label").to_pylist()
+        return seed_labels.positive_weights_of(labels, classes, self.label_separator)
 
     def strata_labels(self) -> list[str]:
         """What stratified splits and folds group the seed by (see LabelCoder.strata)."""
         assert self.listing is not None
         labels = self.listing.column("label").to_pylist()
-        return LabelCoder((), self.label_separator).strata(labels)
+        return seed_labels.strata_of(labels, self.label_separator)
 
 
 def storage_options(cfg: Config) -> StorageOptions:
@@ -218,20 +198,6 @@ def _plan(
     return plan
 
 
-def _label_strings(values: list[Any], label_sep: str | None, where: str) -> list[str]:
-    """The listing's label column: str() of each class (multiclass), or each item's class set
-    as a canonical string (multilabel); a bad cell stops with one line naming the item row."""
-    if label_sep is None:
-        return [str(v) for v in values]
-    out = []
-    for row, v in enumerate(values):
-        try:
-            out.append(canonical_set(v, label_sep, f"{where} row {row}"))
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-    return out
-
-
 def _detect(uri: str, is_dir: bool, opts: StorageOptions) -> str:
     if is_dir:
         files = list_files(uri, opts, recursive=True)
@@ -288,27 +254,6 @@ def _plan_folder(
     )
 
 
-def _read_manifest(uri: str, opts: StorageOptions, key: str | None = None) -> pa.Table:
-    data = storage.read_bytes(uri, opts)
-    lower = uri.lower()
-    try:
-        if lower.endswith(".parquet"):
-            return pq.read_table(io.BytesIO(data))
-        if lower.endswith(".csv"):
-            return pacsv.read_csv(
-                io.BytesIO(data),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={"item_id": pa.string(), "label": pa.string()}
-                ),
-            )
-        rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
-        return pa.Table.from_pylist(rows)
-    except (pa.ArrowException, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        where = f"{key}: {uri}" if key else uri
-        raise InputError(f"{where}: unreadable manifest ({first})") from None
-
-
 def _plan_manifest(
     key: str,
     uri: str,
@@ -324,7 +269,7 @@ def _plan_manifest(
     """A table of item_id/uri(/label) rows, or of inline text; `table` is given when it was
     read from a Parquet folder. `confine_key` set: uris outside the root become error rows."""
     if table is None:
-        table = _read_manifest(uri, opts, key)
+        table = read_manifest(uri, opts, key)
     where = f"{key}: manifest {uri}"
     try:
         input_schema.check_manifest(
@@ -345,7 +290,9 @@ def _plan_manifest(
     )
     columns: dict[str, list[str]] = {"item_id": ids, "uri": uris}
     if labeled:
-        columns["label"] = _label_strings(table.column(label_column).to_pylist(), label_sep, where)
+        columns["label"] = seed_labels.label_strings(
+            table.column(label_column).to_pylist(), label_sep, where
+        )
     listing = pa.table(columns)
     listing, dups = _dedupe(listing)
     if confine_key is not None:
@@ -390,7 +337,7 @@ def _plan_inline_text(
     texts = table.column(text_column).to_pylist()
     columns: dict[str, list] = {"item_id": ids, "uri": uris, "text": texts}
     if labeled:
-        columns["label"] = _label_strings(
+        columns["label"] = seed_labels.label_strings(
             table.column(label_column).to_pylist(), label_sep, f"{key}: manifest {uri}"
         )
     listing, dups = _dedupe(pa.table(columns))
@@ -446,7 +393,7 @@ def _plan_parquet(
     names = set(schema.names)
     if payload_column not in names:
         if "uri" in names:
-            table = _read_parquet_manifest(key, files, schema, fs, opts, label_column, labeled)
+            table = read_parquet_manifest(key, files, schema, fs, opts, label_column, labeled)
             return _plan_manifest(
                 key,
                 uri,
@@ -484,7 +431,7 @@ def _plan_parquet(
         listing = pa.table(
             {
                 "item_id": t.column("item_id").cast(pa.string()),
-                "label": _label_strings(
+                "label": seed_labels.label_strings(
                     t.column(label_column).to_pylist(), label_sep, f"{key}: Parquet input {uri}"
                 )
                 if label_sep is not None
@@ -530,38 +477,6 @@ def _packed_files(
         total += meta.num_rows
         h.update(f"{f}:{meta.num_rows}:{meta.serialized_size}".encode())
     return total, h.hexdigest()[:16]
-
-
-def _read_parquet_manifest(
-    key: str,
-    files: list[str],
-    schema: pa.Schema,
-    fs: object,
-    opts: StorageOptions,
-    label_column: str,
-    labeled: bool,
-) -> pa.Table:
-    """The uri/item_id(/label) columns of a Parquet manifest (one file or a folder of them)."""
-    columns = [c for c in ("item_id", "uri") if c in schema.names]
-    if labeled and label_column in schema.names:
-        columns.append(label_column)
-    parts = []
-    for f in files:
-        path = storage.resolve(f, opts)[1]
-        try:
-            other = pq.read_schema(path, filesystem=fs)
-            input_schema.same_schema(schema, other, columns, f"{key}: Parquet input {f}")
-            parts.append(pq.read_table(path, filesystem=fs, columns=columns))
-        except input_schema.SchemaError as exc:
-            raise InputError(str(exc)) from None
-        except pa.ArrowException as exc:
-            raise InputError(f"{key}: Parquet input {f}: unreadable ({_first(exc)})") from None
-    return pa.concat_tables(parts)
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _fingerprint(rows: object) -> str:

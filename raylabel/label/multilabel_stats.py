@@ -4,7 +4,7 @@ The keys mirror `sink.empty_stats` so the merge, the commit check, drift and the
 read both tasks alike: `per_class` counts the items where a class is positive (the class
 mix), `hist` is the histogram of each class's calibrated score over every item, and the
 review strata are `raylabel.stats.multilabel_sampling`'s. Multilabel adds each class's
-undecided count, the label cardinality and the co-occurrence of positives.
+undecided count and the label-set counts (`LabelSetCounts`: cardinality, co-occurrence).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from raylabel.stats import multilabel_sampling as mls
+from raylabel.stats.multilabel_counts import LabelSetCounts
 
 
 def _mask(column: pa.ChunkedArray, classes: list[str]) -> np.ndarray:
@@ -34,10 +35,11 @@ def add_multilabel_stats(
     """Fill `s` (an `empty_stats`) from one block of MULTILABEL_SCHEMA rows."""
     k = len(classes)
     s["undecided_per_class"] = dict.fromkeys(classes, 0)
-    s["cardinality"] = {}
-    s["cooccurrence"] = [[0] * k for _ in range(k)]
+    counts = LabelSetCounts(classes)
     if not labels.num_rows:
+        s["label_sets"] = counts.to_json()
         return
+    s["label_sets"] = counts.add_table(labels).to_json()
     pos = _mask(labels.column("labels"), classes)
     und = _mask(labels.column("undecided_labels"), classes)
     acc = pc.fill_null(labels.column("accepted"), False).to_numpy(zero_copy_only=False)
@@ -50,9 +52,6 @@ def add_multilabel_stats(
         s["accepted_per_class"][c] = int((pos[:, ci] & acc).sum())
         s["undecided_per_class"][c] = int(und[:, ci].sum())
         s["hist"][c] = np.bincount(hist_bin[:, ci], minlength=bins).tolist()
-    sizes, counts = np.unique(pos.sum(1), return_counts=True)
-    s["cardinality"] = {str(int(a)): int(b) for a, b in zip(sizes, counts, strict=True)}
-    s["cooccurrence"] = (pos.T.astype(np.int64) @ pos.astype(np.int64)).tolist()
     edges = mls.margin_edges(bin_edges)
     s["strata"] = mls.strata_counts(labels, edges)
     accepted_rows = labels.filter(pa.array(acc))
@@ -66,14 +65,8 @@ def merge_multilabel(out: dict[str, Any], part: dict[str, Any]) -> None:
     und = out.setdefault("undecided_per_class", {})
     for c, v in part["undecided_per_class"].items():
         und[c] = und.get(c, 0) + v
-    card = out.setdefault("cardinality", {})
-    for size, v in part["cardinality"].items():
-        card[size] = card.get(size, 0) + v
-    co = out.get("cooccurrence")
-    if co is None:
-        out["cooccurrence"] = [list(r) for r in part["cooccurrence"]]
-    else:
-        out["cooccurrence"] = [
-            [a + b for a, b in zip(ra, rb, strict=True)]
-            for ra, rb in zip(co, part["cooccurrence"], strict=True)
-        ]
+    theirs = LabelSetCounts.from_json(part["label_sets"])
+    mine = out.get("label_sets")
+    out["label_sets"] = (
+        theirs if mine is None else LabelSetCounts.from_json(mine).merge(theirs)
+    ).to_json()

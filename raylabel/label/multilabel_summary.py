@@ -21,7 +21,7 @@ def multilabel_blocks(
     undecided = stats.get("undecided_per_class") or {}
     labeled = stats["labeled"]
     for c, v in per_class.items():
-        v["positive"] = v.pop("labeled")
+        v["positive"] = v["labeled"]  # `labeled` stays: the items where the class is positive
         v["undecided"] = int(undecided.get(c, 0))
         v["negative"] = labeled - v["positive"] - v["undecided"]
         v["coverage"] = (labeled - v["undecided"]) / labeled if labeled else None
@@ -37,15 +37,7 @@ def multilabel_blocks(
         },
         "multilabel": {
             "classes": list(card.classes),
-            "counts": {
-                "labeled": labeled,
-                "accepted": stats["accepted"],
-                "positive": {c: v["positive"] for c, v in per_class.items()},
-                "accepted_positive": {c: v["accepted"] for c, v in per_class.items()},
-                "undecided": {c: v["undecided"] for c, v in per_class.items()},
-                "cardinality": stats.get("cardinality", {}),
-                "cooccurrence": stats.get("cooccurrence", []),
-            },
+            "counts": stats.get("label_sets", {}),
             "thresholds": {
                 "positive": dict(card.thresholds),
                 "negative": dict(card.negative_thresholds),
@@ -53,6 +45,7 @@ def multilabel_blocks(
                 "negative_source": dict(card.negative_threshold_source),
             },
             "precision_coverage": validation.get("precision_coverage", {}),
+            "target_precision": card.target_precision,
         },
     }
 

@@ -6,8 +6,9 @@ Modules, bottom up (each imports only those above it in this list):
 - :mod:`~raylabel.report.kit`: value formatting, HTML building blocks and the stylesheet;
 - :mod:`~raylabel.report.plots`: off-screen matplotlib figures embedded as data URIs;
 - sections: :mod:`~raylabel.report.overview`, :mod:`~raylabel.report.trust`,
-  :mod:`~raylabel.report.distributions`, :mod:`~raylabel.report.watch`,
-  :mod:`~raylabel.report.review_sample`, :mod:`~raylabel.report.evaluation`,
+  :mod:`~raylabel.report.distributions`, :mod:`~raylabel.report.multilabel`,
+  :mod:`~raylabel.report.watch`, :mod:`~raylabel.report.review_sample`,
+  :mod:`~raylabel.report.evaluation`,
   :mod:`~raylabel.report.errors`, :mod:`~raylabel.report.run_details` and
   :mod:`~raylabel.report.audit_page` (which is also the audit's own page);
 - :mod:`~raylabel.report.run_page`: assembles the run report from the sections.

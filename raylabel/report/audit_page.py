@@ -39,7 +39,7 @@ def _section_body(a: Mapping[str, Any]) -> str:
                 ("Items audited", f"{audited} of {counts.get('items')}"),
                 ("Unreadable (not audited)", counts.get("unreadable")),
                 ("Flagged as likely label issues", f"{issues} ({fpct(share)})"),
-                ("Out-of-sample accuracy vs given labels", fpct(a.get("oos_accuracy"))),
+                *_accuracy_rows(a),
                 ("Excluded from this model's training", a.get("excluded")),
                 ("Reused a committed audit", a.get("reused")),
             ]
@@ -49,6 +49,9 @@ def _section_body(a: Mapping[str, Any]) -> str:
     if isinstance(known, Mapping):
         parts.append("<h3>Against planted label flips</h3>")
         parts.append(kv([(str(k).replace("_", " "), v) for k, v in known.items()]))
+    if a.get("task") == "multilabel":
+        parts.extend(_multilabel_parts(a))
+        return section("seed-audit", "Seed audit", "".join(parts))
     per_class = a.get("per_class") or {}
     if per_class:
         parts.append("<h3>Per class</h3>")
@@ -76,6 +79,61 @@ def _section_body(a: Mapping[str, Any]) -> str:
         ]
         parts.append(table(["item", "given", "suggested", "label quality"], rows, num={3}))
     return section("seed-audit", "Seed audit", "".join(parts))
+
+
+def _accuracy_rows(a: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    if a.get("task") != "multilabel":
+        return [("Out-of-sample accuracy vs given labels", fpct(a.get("oos_accuracy")))]
+    return [
+        ("Out-of-sample exact-set accuracy vs given labels", fpct(a.get("oos_accuracy"))),
+        ("Out-of-sample per-tag agreement", fpct(a.get("oos_tag_accuracy"))),
+    ]
+
+
+def _multilabel_parts(a: Mapping[str, Any]) -> list[str]:
+    """A multilabel seed is wrong tag by tag: per class and per item, the tags the audit would
+    add and remove, and each flagged item's given set next to the set the model suggests."""
+    parts = [
+        '<p class="note">Multilabel: every class is judged on its own; a flagged item names '
+        "the tags to add (absent, the model sees it) and to remove (given, the model does "
+        "not). Suggested set: the classes with out-of-sample probability ≥ 0.5.</p>"
+    ]
+    unjudged = a.get("unjudged_classes") or []
+    if unjudged:
+        parts.append(
+            f'<p class="note">Not ranked (every or no audited item has it): '
+            f"{e(', '.join(unjudged))}</p>"
+        )
+    per_class = a.get("per_class") or {}
+    if per_class:
+        parts.append("<h3>Per class</h3>")
+        rows = [
+            (c, v.get("items"), v.get("issues"), v.get("added"), v.get("removed"))
+            for c, v in per_class.items()
+        ]
+        head = ["class", "items tagged", "flagged", "tags to add", "tags to remove"]
+        parts.append(table(head, rows, num={1, 2, 3, 4}))
+    top = a.get("top_issues") or []
+    if top:
+        parts.append(f"<h3>Most likely label errors (first {min(len(top), MAX_ISSUE_ROWS)})</h3>")
+        rows = [
+            (
+                code(r.get("item_id")),
+                _set(r.get("given_labels")),
+                _set(r.get("suggested_labels")),
+                ", ".join(r.get("added") or []),
+                ", ".join(r.get("removed") or []),
+                f"{r['label_quality']:.3f}" if r.get("label_quality") is not None else "—",
+            )
+            for r in top[:MAX_ISSUE_ROWS]
+        ]
+        head = ["item", "given", "suggested", "add", "remove", "label quality"]
+        parts.append(table(head, rows, num={5}))
+    return parts
+
+
+def _set(names: Any) -> str:
+    return "{" + ", ".join(str(n) for n in names or []) + "}"
 
 
 def _ratio(a: Any, b: Any) -> float | None:

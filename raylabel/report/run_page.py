@@ -4,7 +4,8 @@
 dict into one HTML file with inline CSS and inline PNG plots (base64 data URIs), so the
 report can be mailed, attached to a ticket or opened straight from object storage with no
 assets to fetch and no JavaScript. It reads top-down: headline numbers, trust (thresholds
-and calibration), distributions, review sample, evaluation, errors, run details.
+and calibration), a multilabel run's per-class decisions, distributions, review sample,
+evaluation, errors, run details.
 
 Everything past the headline is optional and any missing, None or NaN value renders as "—".
 The report is written *before* the run is committed, so a malformed field must never fail
@@ -16,6 +17,7 @@ This module only assembles the page; each section lives in its own module, all b
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from raylabel.report.audit_page import section_html as sec_seed_audit
@@ -23,12 +25,20 @@ from raylabel.report.distributions import sec_distributions
 from raylabel.report.errors import sec_errors
 from raylabel.report.evaluation import sec_evaluation
 from raylabel.report.kit import CSS, as_dict, e, guard
+from raylabel.report.multilabel import sec_multilabel
 from raylabel.report.overview import header, sec_summary
 from raylabel.report.plots import plot_style
 from raylabel.report.review_sample import sec_review
 from raylabel.report.run_details import sec_run
 from raylabel.report.trust import sec_trust
 from raylabel.report.watch import sec_active, sec_drift
+
+
+def _task_sections(s: Mapping[str, Any]) -> list[str]:
+    """Sections only one task has: a multilabel run adds its per-class decisions."""
+    if s.get("task") == "multilabel":
+        return [guard("multilabel section", sec_multilabel, s)]
+    return []
 
 
 def render(summary: dict[str, Any]) -> str:
@@ -39,6 +49,7 @@ def render(summary: dict[str, Any]) -> str:
             guard("header", header, s),
             guard("summary", sec_summary, s),
             guard("trust section", sec_trust, s),
+            *_task_sections(s),
             guard("distributions section", sec_distributions, s),
             guard("drift section", sec_drift, s),
             guard("review section", sec_review, s),

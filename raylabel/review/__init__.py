@@ -1,7 +1,7 @@
 """The review loop: the stratified sample and the active queue of a run, Label Studio files,
 and `sample` / `evaluate` on committed runs."""
 
-from raylabel.review.draw import draw_review
+from raylabel.review.by_task import draw_review
 from raylabel.review.evaluate import EvaluateResult, evaluate_run, evaluate_with_truth
 from raylabel.review.push import PushResult, push_review
 from raylabel.review.redraw import RedrawResult, resample

@@ -154,7 +154,8 @@ def draw_review(
 ) -> dict[str, Any]:
     """Stratified sample + uncertain list in one scan; ``plan`` (the drop's SourcePlan, when
     known) lets the active queue re-read inline payloads of its small candidate pool.
-    Files go to `review_dir` (default: the run's review/; a redraw writes elsewhere)."""
+    Files go to `review_dir` (default: the run's review/; a redraw writes elsewhere).
+    Multiclass runs only: `by_task.draw_review` picks the draw of a run's task."""
     r = cfg.review
     populations = {k: int(v) for k, v in stats["strata"].items()}
     weights = neyman_error_weights(populations) if r.allocation == "error_weighted" else None
@@ -288,13 +289,17 @@ def write_review_files(
     review_dir: str | None = None,
     media: Callable[[pa.Table], tuple[pa.Table, str | None]] | None = None,
     payloads: dict[str, bytes] | None = None,
+    separator: str = "|",
 ) -> dict[str, str]:
     """Publish the review sample and the uncertain queue in each form reviewers use (Parquet, CSV,
     Label Studio tasks and config); returns the uris for the summary. `media` gives the
     Label Studio tasks what the reviewer sees (`review.media`); the queue's tasks carry no
     prediction, so reviewers are not anchored by the model's guess. `payloads` (the items'
-    bytes) go to payloads.parquet, from which `evaluate` makes self-contained feedback."""
+    bytes) go to payloads.parquet, from which `evaluate` makes self-contained feedback.
+    A multilabel card's files offer every class as a multiple choice, and the CSV writes
+    each label list `separator`-joined."""
     files: dict[str, str] = {}
+    multilabel = card.task == "multilabel"
 
     def put(name: str, data: bytes) -> None:
         uri = storage.join(review_dir or run.review_dir, name)
@@ -306,14 +311,14 @@ def write_review_files(
         (uncertain, "uncertain", "uncertain_labelstudio.json", False),
     ):
         put(f"{stem}.parquet", _parquet_bytes(table))
-        put(f"{stem}.csv", _csv_bytes(table))
+        put(f"{stem}.csv", _csv_bytes(_joined_lists(table, separator) if multilabel else table))
         tasks = _tasks(table, card, predicted, media) if table.num_rows else []
         put(tasks_file, json.dumps(tasks, indent=1, default=str).encode())
     if payloads is not None:  # the reviewed items' bytes: their reviews train without the drop
         put("payloads.parquet", _parquet_bytes(payload_table(payloads)))
     put(
         "labelstudio_config.xml",
-        labelstudio.labeling_config_xml(card.classes, card.modality).encode(),
+        labelstudio.labeling_config_xml(card.classes, card.modality, multiple=multilabel).encode(),
     )
     return files
 
@@ -335,7 +340,17 @@ def _tasks(
         data_key=data_key,
         to_name=data_key,
         payload_col=payload,
+        labels_col="labels" if card.task == "multilabel" else None,
     )
+
+
+def _joined_lists(table: pa.Table, separator: str) -> pa.Table:
+    """The table with its list<string> columns as `separator`-joined text (a CSV cell)."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_list(f.type) and pa.types.is_string(f.type.value_type):
+            text = [None if v is None else separator.join(v) for v in table.column(i).to_pylist()]
+            table = table.set_column(i, f.name, pa.array(text, pa.string()))
+    return table
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:

@@ -17,7 +17,7 @@ from raylabel.io import layout, listing, storage
 from raylabel.io.layout import RunLayout
 from raylabel.io.storage import StorageOptions
 from raylabel.report import render_html
-from raylabel.review import labelstudio
+from raylabel.review import labelstudio, ml_evaluate
 from raylabel.review.push import pull_reviews
 from raylabel.review.redraw import review_files, sample_dir
 from raylabel.review.runs import run_context
@@ -98,24 +98,28 @@ def evaluate_run(cfg: Config) -> EvaluateResult:
     sample_from = sample_dir(run, opts)
     sample = _read_sample(sample_from, opts)
     queue = _read_queue(run, opts, set(sample.column("item_id").to_pylist()))
-    try:
-        merged = labelstudio.merge_reviews(
-            [labelstudio.parse_reviews(data, name=name) for data, name in sources_]
+    known = set(sample.column("item_id").to_pylist()) | set(queue.column("item_id").to_pylist())
+    if card.task == "multilabel":
+        joined, queued, merged, evaluation = _multilabel(cfg, summary, card, sources_, known,
+                                                         sample, queue)  # fmt: skip
+    else:
+        try:
+            merged = labelstudio.merge_reviews(
+                [labelstudio.parse_reviews(data, name=name) for data, name in sources_]
+            )
+            labelstudio.validate_reviews(merged.table, known, card.classes)
+        except ValueError as exc:
+            raise ReviewError(f"review.reviewed: {exc}") from None
+        truth = dict(
+            zip(
+                merged.table.column("item_id").to_pylist(),
+                merged.table.column("true_label").to_pylist(),
+                strict=True,
+            )
         )
-        known = set(sample.column("item_id").to_pylist()) | set(queue.column("item_id").to_pylist())
-        labelstudio.validate_reviews(merged.table, known, card.classes)
-    except ValueError as exc:
-        raise ReviewError(f"review.reviewed: {exc}") from None
-    truth = dict(
-        zip(
-            merged.table.column("item_id").to_pylist(),
-            merged.table.column("true_label").to_pylist(),
-            strict=True,
-        )
-    )
-    joined = _join_truth(sample, truth)  # the probability sample: the estimates' only input
-    queued = _join_truth(queue, truth)
-    evaluation = _estimates(joined, cfg, summary)
+        joined = _join_truth(sample, truth)  # the probability sample: the estimates' only input
+        queued = _join_truth(queue, truth)
+        evaluation = _estimates(joined, cfg, summary)
     evaluation["other_reviews"] = {
         "uncertain_queue": int(pc.sum(pc.is_valid(queued.column("true_label"))).as_py() or 0),
         "note": "reviews outside the probability sample: feedback for training, not estimates",
@@ -139,6 +143,28 @@ def evaluate_run(cfg: Config) -> EvaluateResult:
     )
     layout.commit_revision(run, EVALUATIONS, rev_id, opts)  # the run itself never changes
     return EvaluateResult(evaluation, feedback, storage.join(folder, "evaluation.json"))
+
+
+def _multilabel(
+    cfg: Config,
+    summary: dict[str, Any],
+    card: Any,
+    sources_: list[tuple[bytes, str]],
+    known: set[str],
+    sample: pa.Table,
+    queue: pa.Table,
+) -> tuple[pa.Table, pa.Table, labelstudio.MergedReviews, dict[str, Any]]:
+    """A multilabel run's reviewed sets: (sample, queue) in the feedback writer's one-string
+    layout (sets `seed.label_separator`-joined), the merged verdicts, the estimates."""
+    sep = cfg.seed.label_separator
+    try:
+        merged = ml_evaluate.verdicts(sources_, known, card.classes, sep)
+    except ValueError as exc:
+        raise ReviewError(f"review.reviewed: {exc}") from None
+    joined = ml_evaluate.join_sets(sample, merged)
+    evaluation = ml_evaluate.evaluation(joined, cfg.qc.confidence_level, summary, card.classes)
+    queued = ml_evaluate.as_feedback(ml_evaluate.join_sets(queue, merged), sep)
+    return ml_evaluate.as_feedback(joined, sep), queued, merged, evaluation
 
 
 def _review_sources(cfg: Config, run: RunLayout, opts: StorageOptions) -> list[tuple[bytes, str]]:
@@ -170,6 +196,13 @@ def evaluation_lines(ev: dict[str, Any]) -> list[str]:
                 f"  {name:9s} accuracy {e['point']:.1%} "
                 f"[{e['lower']:.1%}, {e['upper']:.1%}] ({ev['confidence_level']:.0%} CI, "
                 f"n={e['n_reviewed']})"
+            )
+    for name in ("micro_precision", "micro_recall"):  # multilabel runs
+        e = (ev.get("multilabel") or {}).get(name)
+        if e and e.get("point") is not None:
+            lines.append(
+                f"  {name.replace('_', ' ')} (accepted) {e['point']:.1%} "
+                f"[{e['lower']:.1%}, {e['upper']:.1%}] (n={e['n_reviewed']})"
             )
     if ev.get("flags"):
         lines.append(f"  {len(ev['flags'])} strata where observed accuracy contradicts confidence")

@@ -37,16 +37,20 @@ def tasks_from_sample(
     uri_col: str = "uri",
     label_col: str = "label",
     conf_col: str = "confidence",
+    labels_col: str | None = None,
+    scores_col: str = "scores",
 ) -> list[dict]:
     """Label Studio tasks for the review sample, optionally pre-annotated with the model's label.
 
     ``data[data_key]`` is the item's ``uri`` or, when ``payload_col`` is given (e.g. inline
     text), that column's value; ``data`` also carries ``item_id`` and ``uri`` so reviews can
     be joined back. A predicted label not in ``classes`` raises (Label Studio would show an
-    empty choice).
+    empty choice). ``labels_col`` (multilabel): the prediction picks every class of that
+    list (none: an empty result) and its score is `multilabel_score` of ``scores_col``.
     """
     known = set(classes)
-    cols = [id_col, uri_col] + ([label_col, conf_col] if with_predictions else [])
+    predicted = [labels_col, scores_col] if labels_col else [label_col, conf_col]
+    cols = [id_col, uri_col] + (predicted if with_predictions else [])
     if payload_col is not None:
         cols.append(payload_col)
     missing = [c for c in cols if c not in sample.column_names]
@@ -59,27 +63,35 @@ def tasks_from_sample(
             "data": {data_key: value, "item_id": str(row[id_col]), "uri": row[uri_col]}
         }
         if with_predictions:
-            label = row[label_col]
-            if label not in known:
-                raise ValueError(
-                    f"sample row {i} (item_id {row[id_col]!r}): unknown label {label!r}"
-                )
+            chosen = list(row[labels_col] or []) if labels_col else [row[label_col]]
+            for label in chosen:
+                if label not in known:
+                    raise ValueError(
+                        f"sample row {i} (item_id {row[id_col]!r}): unknown label {label!r}"
+                    )
+            score = (
+                multilabel_score(row[scores_col], chosen, classes)
+                if labels_col
+                else float(row[conf_col])
+            )
+            result = {"from_name": from_name, "to_name": to_name, "type": "choices",
+                      "value": {"choices": chosen}}  # fmt: skip
+            results = [result] if chosen else []
             task["predictions"] = [
-                {
-                    "model_version": model_version,
-                    "score": float(row[conf_col]),
-                    "result": [
-                        {
-                            "from_name": from_name,
-                            "to_name": to_name,
-                            "type": "choices",
-                            "value": {"choices": [label]},
-                        }
-                    ],
-                }
+                {"model_version": model_version, "score": score, "result": results}
             ]
         tasks.append(task)
     return tasks
+
+
+def multilabel_score(scores: Sequence[float] | None, positives: Sequence[str],
+                     classes: Sequence[str]) -> float:  # fmt: skip
+    """A multilabel prediction's score for Label Studio: the confidence of its weakest class
+    decision (s for a positive class, 1 - s for the others)."""
+    if not scores:
+        return 0.0
+    pos = set(positives)
+    return float(min(s if c in pos else 1.0 - s for c, s in zip(classes, scores, strict=False)))
 
 
 def labeling_config_xml(
@@ -88,8 +100,10 @@ def labeling_config_xml(
     from_name: str = "label",
     to_name: str | None = None,
     data_key: str | None = None,
+    multiple: bool = False,
 ) -> str:
-    """Labeling config for single-choice classification matching :func:`tasks_from_sample`.
+    """Labeling config for single-choice classification matching :func:`tasks_from_sample`;
+    ``multiple`` (multilabel) lets a reviewer pick any set of the classes, none included.
 
     ``to_name``/``data_key`` default to ``image`` (``<Image>``) or ``text`` (``<Text>``).
     """
@@ -103,14 +117,14 @@ def labeling_config_xml(
         "<View>\n"
         f"  <{tag} name={quoteattr(name)} value={quoteattr('$' + key)}/>\n"
         f"  <Choices name={quoteattr(from_name)} toName={quoteattr(name)} "
-        'choice="single" showInLine="true">\n'
+        f'choice="{"multiple" if multiple else "single"}" showInLine="true">\n'
         f"{choices}\n"
         "  </Choices>\n"
         "</View>\n"
     )
 
 
-def _load(source: str | os.PathLike | bytes, name: str | None) -> tuple[str, str, str]:
+def load_review_file(source: str | os.PathLike | bytes, name: str | None) -> tuple[str, str, str]:
     """(text, display name, format) of a review file; format from extension or first char."""
     if isinstance(source, bytes | bytearray):
         raw, label = bytes(source), name or "<bytes>"
@@ -185,7 +199,7 @@ def _parse_ls_json(text: str, label: str) -> list[tuple[str, str]]:
         by_annotator: dict[str, dict] = {}
         for a in annotations:  # in order: an annotator's later annotation replaces theirs
             if isinstance(a, dict) and not a.get("was_cancelled"):
-                by_annotator[_annotator(a.get("completed_by"))] = a
+                by_annotator[annotator(a.get("completed_by"))] = a
         for annotation in by_annotator.values():
             choice = _choice(annotation, where)
             if choice is not None:
@@ -193,7 +207,7 @@ def _parse_ls_json(text: str, label: str) -> list[tuple[str, str]]:
     return out
 
 
-def _annotator(completed_by: object) -> str:
+def annotator(completed_by: object) -> str:
     """Who made an annotation: exports give an id or a user object; none = one reviewer."""
     if isinstance(completed_by, dict):
         completed_by = completed_by.get("id", completed_by.get("email"))
@@ -231,7 +245,7 @@ def parse_reviews(
     Malformed input raises ValueError naming the file and row/task. An item reviewed more
     than once keeps every review here (`merge_reviews` reconciles them).
     """
-    text, label, fmt = _load(source, name)
+    text, label, fmt = load_review_file(source, name)
     pairs = (
         _parse_ls_json(text, label) if fmt == "json" else _parse_csv(text, label, id_col, truth_col)
     )

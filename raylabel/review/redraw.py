@@ -40,12 +40,13 @@ class RedrawResult:
 def resample(cfg: Config) -> RedrawResult:
     """Redraw the review sample of a committed run (new review.size / seed / allocation)."""
     from raylabel import cluster
-    from raylabel.review.draw import draw_review
+    from raylabel.review.by_task import draw_review
 
     run, summary, card, opts = run_context(cfg)
     cluster.connect(cfg)
     cluster.quiet_data_context()
-    stats = {"strata": summary["strata"], "hist": summary["confidence_histogram"]["per_class"]}
+    hist = summary.get("confidence_histogram", {}).get("per_class", {})  # none: multilabel
+    stats = {"strata": summary.get("strata") or {}, "hist": hist}
     rev_id = layout.new_id("s-")
     folder = run.path(REDRAWS, rev_id)
     info = draw_review(cfg, run, card, stats, opts, review_dir=storage.join(folder, "review"))

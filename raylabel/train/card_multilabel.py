@@ -2,8 +2,10 @@
 
 Each class is its own binary decision: its sigmoid is calibrated on the out-of-fold logits
 with a temperature of its own, then a *positive* threshold (precision of {score >= t}
-reaches qc.target_precision at the qc.bound lower bound) and a *negative* one (the same
+reaches the per-class target at the qc.bound lower bound) and a *negative* one (the same
 for the negative predictive value of {score <= u}) are chosen on those calibrated scores.
+The per-class target is qc.target_precision tightened until the accepted calibration
+items' whole sets are right often enough (`raylabel.stats.multilabel_sets`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from raylabel.models.card import ModelCard
 from raylabel.models.registry import family_for
 from raylabel.stats import multilabel as ml
 from raylabel.stats.label_sets import multi_hot
+from raylabel.stats.multilabel_counts import precision_coverage_by_class
+from raylabel.stats.multilabel_sets import exact_set_thresholds
 from raylabel.train import crossfit
 from raylabel.train.card import training_info
 
@@ -40,10 +44,12 @@ def make_multilabel_card(
     temps = ml.fit_class_temperatures(logits, targets, calib.weights)
     probs = ml.sigmoid(logits, temps)
     q = cfg.qc
-    thr = ml.choose_multilabel_thresholds(
+    thr, rule = exact_set_thresholds(
         probs, targets, classes, q.target_precision, q.confidence_level, q.bound,
         weights=calib.weights,
     )  # fmt: skip
+    training = training_info(cfg, plan, calib, history, n_train, n_val, thr.to_json())
+    training["exact_set_rule"] = rule.to_json()
     return ModelCard(
         model_version=version,
         arch=cfg.model.arch,
@@ -60,7 +66,7 @@ def make_multilabel_card(
         target_precision=q.target_precision,
         confidence_level=q.confidence_level,
         validation=multilabel_validation(classes, logits, temps, targets),
-        training=training_info(cfg, plan, calib, history, n_train, n_val, thr.to_json()),
+        training=training,
         seed_fingerprint=plan.fingerprint,
         created_at=layout.utc_now().isoformat(),
         raylabel_version=__version__,
@@ -93,6 +99,8 @@ def multilabel_validation(
         "ece_before": float(ml.multilabel_ece(raw, targets)),
         "ece_after": float(ml.multilabel_ece(cal, targets)),
         "label_cardinality": float(targets.sum(1).mean()),
+        # calibrated out-of-fold scores against the seed's labels, per class (the report's curves)
+        "precision_coverage": precision_coverage_by_class(cal, targets, classes),
         "per_class": per_class,
     }
 
@@ -101,12 +109,15 @@ def summary_lines(card: ModelCard) -> list[str]:
     """What `raylabel train` prints about a multilabel card: calibration, and per class its
     positive and negative thresholds (and why a side decides nothing)."""
     v = card.validation
+    rule = card.training.get("exact_set_rule") or {}
     lines = [
         f"calibration: n={v.get('n')}, exact-set accuracy={v.get('accuracy', float('nan')):.3f}, "
         f"ECE {v.get('ece_before', float('nan')):.3f} -> {v.get('ece_after', float('nan')):.3f} "
         "(a temperature per class)",
+        _rule_line(rule, card.target_precision),
         f"per-class thresholds for precision and negative predictive value >= "
-        f"{card.target_precision} (positive >= t, negative <= u; '-' = never decided):",
+        f"{rule.get('class_target', card.target_precision):.4g} "
+        "(positive >= t, negative <= u; '-' = never decided):",
     ]
     for c in card.classes:
         t, u = card.thresholds.get(c, ml.NEVER_ACCEPT), card.negative_thresholds.get(c, -1.0)
@@ -138,4 +149,21 @@ def calibration_table(calib: crossfit.CalibrationSet, card: ModelCard) -> Any:
             "weight": pa.array(calib.weights, pa.float64()),
             "source": pa.array(calib.sources or ["seed"] * n, pa.string()),
         }
+    )
+
+
+def _rule_line(rule: dict[str, Any], target: float) -> str:
+    """The set-level rule in one line: which per-class target makes whole sets trustworthy."""
+    if not rule:
+        return "exact-set rule: not recorded"
+    if not rule.get("reached"):
+        return (
+            f"exact-set rule: no per-class target brings the accepted calibration sets to "
+            f"{target} (best lower bound {rule.get('lower_bound', 0.0):.3f}); nothing is "
+            "accepted until the model improves or the seed grows"
+        )
+    return (
+        f"exact-set rule: per-class target {rule['class_target']:.4g} -> "
+        f"{rule['exact']:.0f}/{rule['accepted']:.0f} accepted calibration sets exactly right, "
+        f"lower bound {rule['lower_bound']:.3f} >= {target}"
     )

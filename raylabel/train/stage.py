@@ -32,7 +32,7 @@ from raylabel.fit.data import (
     stratified_split,
 )
 from raylabel.fit.pretrained import pretrained_info, pretrained_local
-from raylabel.inputs import sources
+from raylabel.inputs import seed_labels, sources
 from raylabel.io import layout, storage
 from raylabel.models.card import (
     CALIBRATION_FILE,
@@ -287,8 +287,8 @@ def add_feedback(
     whatever the seed kind: each is read from its kept copy (`payload_uri`), so packed and
     inline-text seeds, packed and inline drops, and deleted drops all train. Returns the
     rows added (with their review design weights), or None."""
-    if not cfg.train.use_feedback or plan.listing is None or cfg.task == "multilabel":
-        return None  # multilabel: reviewed sets are not yet read back as training rows
+    if not cfg.train.use_feedback or plan.listing is None:
+        return None
     fb = sources.feedback_listing(cfg.output.root, opts)
     if fb is None or not fb.num_rows:
         return None
@@ -301,7 +301,11 @@ def add_feedback(
     if not fb.num_rows:
         return None
     read_from = sources.fetchable(fb)
-    rows = {"item_id": fb.column("item_id"), "label": fb.column("label")}
+    labels: Any = fb.column("label")
+    if plan.label_separator is not None:  # reviewed sets, in the seed's canonical form
+        where = "feedback (reviewed sets)"
+        labels = seed_labels.label_strings(labels.to_pylist(), plan.label_separator, where)
+    rows = {"item_id": fb.column("item_id"), "label": labels}
     if "uri" in listing.column_names:
         rows["uri"] = read_from
     rows[FEEDBACK_URI] = read_from
