@@ -40,8 +40,9 @@ from raylabel.demo.shapes import outline_points
 
 #: The multi-label image demo's classes: five of the image demo's six shapes.
 MULTILABEL_SHAPES: tuple[str, ...] = DEFAULT_CLASSES[:5]
-#: Shapes of no class drawn as distractors (none resembles a class shape closely).
-DISTRACTORS: tuple[str, ...] = ("rectangle", "semicircle", "lshape")
+#: Shapes of no class drawn as distractors; these two resemble no class shape (with a
+#: rectangle among them too, square was the weakest class: positive threshold 1.00).
+DISTRACTORS: tuple[str, ...] = ("semicircle", "lshape")
 
 _SS = 2  # supersampling factor: drawn at twice the size, downscaled for soft edges
 _HARD_MODES: tuple[str, ...] = ("small", "faint", "ambiguous")
