@@ -189,7 +189,12 @@ def _validation_part(s: Mapping[str, Any]) -> list[str]:
         kv(
             [
                 ("Validation items", fint(v.get("n"))),
-                ("Accuracy (top-1)", fpct(v.get("accuracy"))),
+                (
+                    "Exact-set accuracy (0.5)"
+                    if s.get("task") == "multilabel"
+                    else "Accuracy (top-1)",
+                    fpct(v.get("accuracy")),
+                ),
                 ("Loss", ff(v.get("loss"))),
                 ("ECE before calibration", ff(v.get("ece_before"))),
                 ("ECE after calibration", ff(v.get("ece_after"))),

@@ -6,8 +6,9 @@ classes right only about p**k of the time: errors compound across the classes. A
 row's promise is its whole set, so the per-class error budget 1 - target is shrunk
 (budget x 1 - target, `BUDGETS` from loose to strict) until the one-sided lower bound of
 exact-set accuracy among the accepted calibration items reaches the target; the first
-budget that does is kept. When none does, nothing is accepted: every class keeps its
-positive side, but no class may be called negative, so every row has an undecided class.
+budget that does is kept. When none does, nothing is accepted: the budget that came closest
+keeps its positive sides (and its per-class explanations), but no class may be called
+negative, so every row has an undecided class.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def exact_set_thresholds(
     p = np.asarray(probs, dtype=np.float64)
     w = np.ones(len(p)) if weights is None else np.asarray(weights, dtype=np.float64)
     tried: list[dict[str, float]] = []
-    thr = None
+    best: tuple[float, MultiLabelThresholds] | None = None
     for budget in BUDGETS:
         class_target = 1.0 - (1.0 - target) * budget
         thr = choose_multilabel_thresholds(
@@ -94,10 +95,12 @@ def exact_set_thresholds(
         if n > 0 and lb >= target:
             rule = SetRule(budget, class_target, n, k, lb, True, tried)
             return thr, rule
-    assert thr is not None
+        if best is None or lb > best[0]:
+            best = (lb, thr)
+    assert best is not None
+    lb, thr = best  # the closest the sets came: its per-class numbers explain the miss
     for name in thr.classes:  # nothing may be accepted: no class is ever called negative
         thr.negative[name] = NEVER_NEGATIVE
         thr.negative_source[name] = "unreachable"
-    best = max(tried, key=lambda t: t["lower_bound"])
-    rule = SetRule(BUDGETS[-1], thr.target_precision, 0.0, 0.0, best["lower_bound"], False, tried)
-    return thr, rule
+    budget = (1.0 - thr.target_precision) / (1.0 - target) if target < 1.0 else 1.0
+    return thr, SetRule(round(budget, 6), thr.target_precision, 0.0, 0.0, lb, False, tried)
