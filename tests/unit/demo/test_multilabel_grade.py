@@ -192,14 +192,14 @@ def test_cli_task_flag_runs_graded_multilabel_image_demo(
     assert grade["n_input"] == 12 and grade["n_errors"] == 2 and grade["all_accounted"]
 
 
-def test_text_demo_uses_minilm_unless_rnn(fake_stages: dict[str, Any], tmp_path: Path) -> None:
+def test_text_demo_uses_the_rnn_unless_hf(fake_stages: dict[str, Any], tmp_path: Path) -> None:
     multilabel_run.run_multilabel_demo(tmp_path / "t", "text", [])
     cfg = fake_stages["cfg"]
-    assert (cfg.task, cfg.modality, cfg.model.arch) == ("multilabel", "text", "hf")
-    assert cfg.model.pretrained == "/models/minilm"
-    multilabel_run.run_multilabel_demo(tmp_path / "r", "text", ["model.arch=rnn"])
+    assert (cfg.task, cfg.modality, cfg.model.arch) == ("multilabel", "text", "rnn")
     assert not any(o.startswith("model.pretrained=") for o in fake_stages["base"])
-    assert fake_stages["cfg"].model.arch == "rnn"
+    multilabel_run.run_multilabel_demo(tmp_path / "h", "text", ["model.arch=hf"])
+    assert fake_stages["cfg"].model.arch == "hf"
+    assert fake_stages["cfg"].model.pretrained == "/models/minilm"
 
 
 def test_multiclass_demo_is_the_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
