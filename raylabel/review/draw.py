@@ -178,7 +178,35 @@ def draw_review(
     # sample item (so it counts in the estimates)
     queue_cands = _without(cands, sample)
     uncertain, queue_info, rows = _queue(cfg, run, card, sample, queue_cands, plan, opts)
-    reviewed = [t.select(["item_id", "uri"]) for t in (sample, uncertain) if t.num_rows]
+    files = publish_review(cfg, run, card, (sample, uncertain), plan, opts, review_dir, rows)
+    return {
+        "size": sample.num_rows,
+        "requested": r.size,
+        "strata": len([k for k, v in allocation.items() if v > 0]),
+        "allocation_method": r.allocation,
+        "allocation": allocation,
+        "seed": r.seed,
+        "uncertain": uncertain.num_rows,
+        "uncertain_queue": queue_info,
+        "files": files,
+    }
+
+
+def publish_review(
+    cfg: Config,
+    run: RunLayout,
+    card: ModelCard,
+    tables: tuple[pa.Table, pa.Table],
+    plan: Any,
+    opts: StorageOptions,
+    review_dir: str | None = None,
+    rows: pa.Table | None = None,
+) -> dict[str, str]:
+    """Write the (sample, uncertain queue) review files with what reviewers see
+    (`review.media`) and the reviewed items' bytes; `rows` are drop rows already read."""
+    r = cfg.review
+    sample, uncertain = tables
+    reviewed = [t.select(["item_id", "uri"]) for t in tables if t.num_rows]
     payloads = (
         item_payloads(pa.concat_tables(reviewed), plan, opts, cfg.infer.max_item_bytes, rows)
         if reviewed
@@ -191,18 +219,10 @@ def draw_review(
             r.presign_ttl_s,
         )  # fmt: skip
 
-    files = write_review_files(run, card, sample, uncertain, opts, review_dir, media, payloads)
-    return {
-        "size": sample.num_rows,
-        "requested": r.size,
-        "strata": len([k for k, v in allocation.items() if v > 0]),
-        "allocation_method": r.allocation,
-        "allocation": allocation,
-        "seed": r.seed,
-        "uncertain": uncertain.num_rows,
-        "uncertain_queue": queue_info,
-        "files": files,
-    }
+    return write_review_files(
+        run, card, sample, uncertain, opts, review_dir, media, payloads,
+        separator=cfg.seed.label_separator,
+    )  # fmt: skip
 
 
 def _queue(

@@ -13,7 +13,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,13 +177,24 @@ def _parse_ls_json(text: str, label: str) -> list[tuple[str, str]]:
     """(item_id, choice) from a Label Studio export: one review per annotator of a task (their
     last non-cancelled annotation); several annotators give several reviews, which
     `merge_reviews` merges when they agree and reports when they do not."""
+    out = []
+    for item_id, annotation, where in annotations_by_annotator(text, label):
+        choice = _choice(annotation, where)
+        if choice is not None:
+            out.append((item_id, choice))
+    return out
+
+
+def annotations_by_annotator(text: str, label: str) -> Iterator[tuple[str, dict, str]]:
+    """(item_id, annotation, where) of a Label Studio export: each annotator's last
+    non-cancelled annotation of each task; a malformed export stops with one line naming
+    the task."""
     try:
         tasks = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"{label}: invalid JSON at line {e.lineno} column {e.colno}") from e
     if not isinstance(tasks, list):
         raise ValueError(f"{label}: expected a JSON list of Label Studio tasks")
-    out = []
     for i, task in enumerate(tasks):
         where = f"{label}: task {i}" + (
             f" (id {task['id']})" if isinstance(task, dict) and "id" in task else ""
@@ -201,10 +212,7 @@ def _parse_ls_json(text: str, label: str) -> list[tuple[str, str]]:
             if isinstance(a, dict) and not a.get("was_cancelled"):
                 by_annotator[annotator(a.get("completed_by"))] = a
         for annotation in by_annotator.values():
-            choice = _choice(annotation, where)
-            if choice is not None:
-                out.append((str(item_id), choice))
-    return out
+            yield str(item_id), annotation, where
 
 
 def annotator(completed_by: object) -> str:

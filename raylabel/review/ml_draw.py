@@ -23,8 +23,7 @@ from raylabel.io.layout import RunLayout
 from raylabel.io.schema import MULTILABEL_SCHEMA
 from raylabel.io.storage import StorageOptions
 from raylabel.models.card import ModelCard
-from raylabel.review.draw import SCAN_CPUS, u_bounds, write_review_files
-from raylabel.review.media import item_payloads, with_media
+from raylabel.review.draw import SCAN_CPUS, publish_review, u_bounds
 from raylabel.stats import multilabel_sampling as mls
 from raylabel.stats.sampling import SampleState, allocate, draw_sample, hash01
 
@@ -188,23 +187,7 @@ def draw_multilabel_review(
         if sample is None:
             raise RuntimeError(f"run {run.run_id}: labels/ changed while drawing its sample")
     uncertain = queue_from(cands, sample, r.uncertain_size)
-    reviewed = [t.select(["item_id", "uri"]) for t in (sample, uncertain) if t.num_rows]
-    payloads = (
-        item_payloads(pa.concat_tables(reviewed), plan, opts, cfg.infer.max_item_bytes)
-        if reviewed
-        else {}
-    )
-
-    def media(table: pa.Table) -> tuple[pa.Table, str | None]:
-        return with_media(
-            table, card, plan, opts, r.media, r.media_px, cfg.infer.max_item_bytes, payloads,
-            r.presign_ttl_s,
-        )  # fmt: skip
-
-    files = write_review_files(
-        run, card, sample, uncertain, opts, review_dir, media, payloads,
-        separator=cfg.seed.label_separator,
-    )  # fmt: skip
+    files = publish_review(cfg, run, card, (sample, uncertain), plan, opts, review_dir)
     return {
         "size": sample.num_rows,
         "requested": r.size,

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from collections.abc import Sequence
 
 import pyarrow as pa
 
-from raylabel.review.labelstudio import MergedReviews, annotator, load_review_file
+from raylabel.review.labelstudio import (
+    MergedReviews,
+    annotations_by_annotator,
+    load_review_file,
+)
 
 #: a CSV cell saying "reviewed: no class applies" (an empty cell is "not reviewed")
 NO_CLASS = "(none)"
@@ -72,30 +75,10 @@ def _choices(annotation: dict, where: str) -> list[str]:
 
 def _parse_ls_json(text: str, label: str) -> list[tuple[str, list[str]]]:
     """(item_id, classes) from a Label Studio export: one review per annotator of a task."""
-    try:
-        tasks = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{label}: invalid JSON at line {e.lineno} column {e.colno}") from e
-    if not isinstance(tasks, list):
-        raise ValueError(f"{label}: expected a JSON list of Label Studio tasks")
-    out = []
-    for i, task in enumerate(tasks):
-        tid = f" (id {task['id']})" if isinstance(task, dict) and "id" in task else ""
-        where = f"{label}: task {i}{tid}"
-        if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
-            raise ValueError(f"{where}: not a task object with a 'data' object")
-        item_id = task["data"].get("item_id")
-        if item_id is None or str(item_id).strip() == "":
-            raise ValueError(f"{where}: data has no item_id")
-        annotations = task.get("annotations") or []
-        if not isinstance(annotations, list):
-            raise ValueError(f"{where}: 'annotations' is not a list")
-        by_annotator: dict[str, dict] = {}
-        for a in annotations:  # in order: an annotator's later annotation replaces theirs
-            if isinstance(a, dict) and not a.get("was_cancelled"):
-                by_annotator[annotator(a.get("completed_by"))] = a
-        out.extend((str(item_id), _choices(a, where)) for a in by_annotator.values())
-    return out
+    return [
+        (item_id, _choices(annotation, where))
+        for item_id, annotation, where in annotations_by_annotator(text, label)
+    ]
 
 
 def _table(pairs: Sequence[tuple[str, Sequence[str]]]) -> pa.Table:
