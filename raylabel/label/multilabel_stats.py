@@ -19,42 +19,29 @@ from raylabel.stats import multilabel_sampling as mls
 from raylabel.stats.multilabel_counts import LabelSetCounts
 
 
-def _mask(column: pa.ChunkedArray, classes: list[str]) -> np.ndarray:
-    """[rows, classes] bool: which classes each row's list holds."""
-    index = {c: i for i, c in enumerate(classes)}
-    out = np.zeros((len(column), len(classes)), dtype=bool)
-    for r, names in enumerate(column.to_pylist()):
-        for c in names or ():
-            out[r, index[c]] = True
-    return out
-
-
 def add_multilabel_stats(
     s: dict[str, Any], labels: pa.Table, classes: list[str], bin_edges: list[float], bins: int
 ) -> None:
     """Fill `s` (an `empty_stats`) from one block of MULTILABEL_SCHEMA rows."""
     k = len(classes)
-    s["undecided_per_class"] = dict.fromkeys(classes, 0)
     counts = LabelSetCounts(classes)
+    if labels.num_rows:
+        counts.add_table(labels)  # vectorised: the per-class counts below are read off it
+    s["label_sets"] = counts.to_json()
+    s["undecided_per_class"] = dict(zip(classes, counts.undecided[0].tolist(), strict=True))
     if not labels.num_rows:
-        s["label_sets"] = counts.to_json()
         return
-    s["label_sets"] = counts.add_table(labels).to_json()
-    pos = _mask(labels.column("labels"), classes)
-    und = _mask(labels.column("undecided_labels"), classes)
-    acc = pc.fill_null(labels.column("accepted"), False).to_numpy(zero_copy_only=False)
-    acc = acc.astype(bool)
+    s["accepted"] = counts.accepted
+    s["per_class"] = dict(zip(classes, counts.positive[0].tolist(), strict=True))
+    s["accepted_per_class"] = dict(zip(classes, counts.positive[1].tolist(), strict=True))
     scores = np.asarray(labels.column("scores").combine_chunks().flatten()).reshape(-1, k)
     hist_bin = np.minimum((scores * bins).astype(int), bins - 1)
-    s["accepted"] = int(acc.sum())
     for ci, c in enumerate(classes):
-        s["per_class"][c] = int(pos[:, ci].sum())
-        s["accepted_per_class"][c] = int((pos[:, ci] & acc).sum())
-        s["undecided_per_class"][c] = int(und[:, ci].sum())
         s["hist"][c] = np.bincount(hist_bin[:, ci], minlength=bins).tolist()
+    acc = pc.fill_null(labels.column("accepted"), False).to_numpy(zero_copy_only=False)
     edges = mls.margin_edges(bin_edges)
     s["strata"] = mls.strata_counts(labels, edges)
-    accepted_rows = labels.filter(pa.array(acc))
+    accepted_rows = labels.filter(pa.array(acc.astype(bool)))
     s["accepted_strata"] = mls.strata_counts(accepted_rows, edges) if accepted_rows.num_rows else {}
 
 
