@@ -301,9 +301,9 @@ def merge_reviews(tables: Sequence[pa.Table]) -> MergedReviews:
     )
 
 
-def validate_reviews(reviews: pa.Table, sample_ids: set[str], classes: Sequence[str]) -> None:
-    """Refuse reviews of items sent to no reviewer (neither the sample nor the uncertain
-    queue) or that use a class the model lacks."""
+def refuse_unknown_ids(reviews: pa.Table, sample_ids: set[str]) -> list[str]:
+    """The reviewed item ids; ValueError when one was sent to no reviewer (neither the sample
+    nor the uncertain queue)."""
     ids = reviews.column("item_id").to_pylist()
     unknown_ids = [i for i in ids if i not in sample_ids]
     if unknown_ids:
@@ -311,6 +311,13 @@ def validate_reviews(reviews: pa.Table, sample_ids: set[str], classes: Sequence[
             f"{len(unknown_ids)} reviewed item_id(s) are not in the review sample or the "
             f"uncertain queue, first: {unknown_ids[0]!r}"
         )
+    return ids
+
+
+def validate_reviews(reviews: pa.Table, sample_ids: set[str], classes: Sequence[str]) -> None:
+    """Refuse reviews of items sent to no reviewer (neither the sample nor the uncertain
+    queue) or that use a class the model lacks."""
+    ids = refuse_unknown_ids(reviews, sample_ids)
     known = set(classes)
     labels = reviews.column("true_label").to_pylist()
     bad = [(i, t) for i, t in zip(ids, labels, strict=True) if t not in known]

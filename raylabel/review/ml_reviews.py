@@ -20,6 +20,7 @@ from raylabel.review.labelstudio import (
     MergedReviews,
     annotations_by_annotator,
     load_review_file,
+    refuse_unknown_ids,
 )
 
 #: a CSV cell saying "reviewed: no class applies" (an empty cell is "not reviewed")
@@ -123,13 +124,7 @@ def validate_multilabel_reviews(
     reviews: pa.Table, sample_ids: set[str], classes: Sequence[str]
 ) -> None:
     """Refuse reviews of items sent to no reviewer or naming a class the model lacks."""
-    ids = reviews.column("item_id").to_pylist()
-    unknown_ids = [i for i in ids if i not in sample_ids]
-    if unknown_ids:
-        raise ValueError(
-            f"{len(unknown_ids)} reviewed item_id(s) are not in the review sample or the "
-            f"uncertain queue, first: {unknown_ids[0]!r}"
-        )
+    ids = refuse_unknown_ids(reviews, sample_ids)
     known = set(classes)
     bad = [
         (i, c)
