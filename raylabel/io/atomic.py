@@ -3,8 +3,9 @@
 Locally: the content goes to a private temporary file, then `os.link` puts it at the
 target — link fails if the target exists, so of any number of racing processes exactly
 one succeeds, and nobody ever sees a half-written file. On S3: a PutObject with
-`If-None-Match: *` (S3 conditional writes; the loopback test server honours them too),
-sent through boto3 because pyarrow's S3 filesystem exposes no conditional writes.
+`If-None-Match: *` (S3 conditional writes: AWS and MinIO decide a race with one winner;
+a store that ignores the header would let several win), sent through boto3 because
+pyarrow's S3 filesystem exposes no conditional writes.
 Other stores have no portable primitive and are refused with one line.
 """
 

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+_ATOMIC_MOTO = Path(__file__).with_name("atomic_moto.py")
+
 
 @dataclass
 class S3Server:
@@ -57,13 +59,14 @@ def _answers_http(url: str) -> bool:
 
 
 def _launch(port: int, log_path: Path, env: dict[str, str] | None) -> subprocess.Popen:
-    """Start `python -m moto.server` bound to 127.0.0.1:port, output to log_path."""
+    """Start moto's server (with atomic conditional PUTs, see atomic_moto.py) bound to
+    127.0.0.1:port, output to log_path."""
     proc_env = dict(os.environ)
     if env:
         proc_env.update(env)
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, str(_ATOMIC_MOTO), "-H", "127.0.0.1", "-p", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
