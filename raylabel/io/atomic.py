@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
+from contextlib import suppress
 from typing import Any
 
 from raylabel.errors import StorageError
@@ -43,6 +45,30 @@ def create_exclusive(uri: str, data: bytes, opts: StorageOptions) -> bool:
         return True
     finally:
         os.unlink(tmp)
+
+
+def refuse_stores_without_exclusive_create(root: str, opts: StorageOptions) -> None:
+    """Stop before any work when the store under `root` does not decide create-if-absent.
+
+    Why: a store that silently ignores `If-None-Match: *` (older MinIO, some S3-compatible
+    gateways) accepts every create, so two nightly runs would both hold a drop's lease and
+    both commit. Two creates of one fresh probe key tell: the second must be refused. Costs
+    three requests; local folders are skipped (`os.link` is exclusive by the kernel's word).
+    """
+    if not storage.is_remote(root):
+        return
+    probe = storage.join(root, "locks", f".probe-{uuid.uuid4().hex}")
+    try:
+        create_exclusive(probe, b"probe", opts)
+        if create_exclusive(probe, b"probe", opts):
+            raise StorageError(
+                f"{root}: the store accepted a second create-if-absent of {probe} "
+                "(If-None-Match: * ignored), so leases and model publishing cannot be "
+                "exclusive there; use AWS S3 or a store with S3 conditional writes"
+            )
+    finally:
+        with suppress(StorageError, ValueError):
+            storage.delete_tree(probe, opts)
 
 
 def s3_client(opts: StorageOptions, signature_version: str | None = None) -> Any:

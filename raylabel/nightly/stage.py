@@ -20,6 +20,7 @@ from raylabel.config import Config
 from raylabel.errors import first_line
 from raylabel.inputs import sources
 from raylabel.io import layout, storage
+from raylabel.io.atomic import refuse_stores_without_exclusive_create
 from raylabel.io.lease import Lease
 from raylabel.io.storage import StorageOptions
 from raylabel.label.drift import verdict_line
@@ -119,6 +120,7 @@ def nightly(cfg: Config) -> NightlyResult:
     if cfg.review.labelstudio.url:
         api_key_from_env()  # a missing key stops the night before any work, not after it
     opts = sources.storage_options(cfg)
+    refuse_stores_without_exclusive_create(cfg.output.root, opts)  # leases rely on it
     night_id = layout.new_id("n-")
     folders = drop_folders(cfg, opts)
     outcomes: list[DropOutcome] = []

@@ -30,6 +30,7 @@ def test_demo_grades_itself(ray_cluster: None, tmp_path: Path) -> None:
         [
             "model.image_size=40",
             "train.epochs=20",
+            "train.calibration_folds=3",
             "qc.target_precision=0.8",
             "qc.min_support=1000",
             "review.size=150",

@@ -8,6 +8,7 @@ leases and model promotion rely on it. Serialising `put_object` in the server pr
 restores that (the body is already read when it runs, so only the in-memory store is held);
 nothing in the process under test is patched.
 
+`IGNORE_CONDITIONS_ENV` plays a store that ignores the header, for the nightly's probe.
 `STALL_ENV` (seconds) makes every object lookup sleep after it answers: it widens the
 check-then-store window the way a descheduled server thread does, so a test can show that
 the race is real without the lock and gone with it.
@@ -23,6 +24,8 @@ from typing import Any
 
 STALL_ENV = "RAYLABEL_TEST_S3_LOOKUP_STALL_S"
 UNLOCKED_ENV = "RAYLABEL_TEST_S3_UNLOCKED"  # plain moto behaviour, for that same test
+# a store that ignores If-None-Match (older MinIO, some gateways): every create succeeds
+IGNORE_CONDITIONS_ENV = "RAYLABEL_TEST_S3_IGNORE_IF_NONE_MATCH"
 
 
 def _stall_lookups(seconds: float) -> None:
@@ -36,6 +39,21 @@ def _stall_lookups(seconds: float) -> None:
         return found
 
     S3Backend.get_object = get_object  # type: ignore[method-assign]
+
+
+def _ignore_if_none_match() -> None:
+    from moto.s3.responses import S3Response
+    from werkzeug.datastructures import Headers
+
+    honoured = S3Response.put_object
+
+    def put_object(self: Any) -> Any:
+        headers = Headers(list(self.headers.items()))
+        headers.remove("If-None-Match")
+        self.headers = headers
+        return honoured(self)
+
+    S3Response.put_object = put_object  # type: ignore[method-assign]
 
 
 def _serialise_puts() -> None:
@@ -57,6 +75,8 @@ def main(argv: list[str]) -> None:
 
     if os.environ.get(STALL_ENV):
         _stall_lookups(float(os.environ[STALL_ENV]))
+    if os.environ.get(IGNORE_CONDITIONS_ENV):
+        _ignore_if_none_match()
     if not os.environ.get(UNLOCKED_ENV):
         _serialise_puts()
     server.main(argv)
