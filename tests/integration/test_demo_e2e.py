@@ -30,7 +30,8 @@ def test_demo_grades_itself(ray_cluster: None, tmp_path: Path) -> None:
         [
             "model.image_size=40",
             "train.epochs=20",
-            "train.calibration_folds=3",
+            "train.calibration_folds=3",  # 4 fits, not 6: seeds 7/8/9 gave accepted
+            # accuracy 0.919/0.888/0.908 and the review interval covered the truth each time
             "qc.target_precision=0.8",
             "qc.min_support=1000",
             "review.size=150",
