@@ -35,7 +35,8 @@ def test_multilabel_demo_grades_itself(ray_cluster: None, tmp_path: Path) -> Non
         [
             "model.image_size=40",
             "train.epochs=30",
-            "train.calibration_folds=3",
+            "train.calibration_folds=2",  # 3 fits; seeds 5/6: exact-set 0.973/0.925,
+            # micro precision 0.994/0.969, coverage 0.915/0.995 (3 folds, seed 5: 0.929/0.936)
             "qc.target_precision=0.8",
             "review.size=40",
         ],

@@ -29,10 +29,11 @@ def test_the_minilm_extra_is_installed_in_ci() -> None:
 
 
 def test_text_demo_with_minilm(ray_cluster: None, tmp_path: Path) -> None:
-    # 3 folds, not the default 5: the same cross-fitted calibration and fold ensemble with two
-    # fewer MiniLM fine-tunes and ensemble members (the suite's longest test otherwise)
+    # 2 folds, not the default 5: the same cross-fitted calibration and fold ensemble with
+    # three fewer MiniLM fine-tunes (the suite's longest test otherwise); with 2 folds this
+    # seed accepted 40.5% of the drop at 98.8% accuracy (target 0.9)
     spec = TextDemoSpec(n_seed_per_class=40, n_drop=200, seed=3)
-    overrides = ["train.epochs=4", "qc.min_support=1000", "train.calibration_folds=3"]
+    overrides = ["train.epochs=4", "qc.min_support=1000", "train.calibration_folds=2"]
     lines = run_demo(tmp_path, "text", overrides, spec=spec)
     assert any("accuracy of accepted" in ln for ln in lines)
     grade = json.loads((tmp_path / "demo_grade.json").read_text())
