@@ -4,12 +4,12 @@ writes); exactly one holder wins every round, also when the lease they race for 
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import time
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
+from racing import race
 from s3server import S3Server, make_bucket
 
 from raylabel.io.lease import Lease
@@ -19,30 +19,13 @@ PROCS = 4
 ROUNDS = 20
 
 
-def _racer(root: str, opts: StorageOptions, barrier: Any, out: Any, ttl_s: float) -> None:
-    for r in range(ROUNDS):
-        lease = Lease(root, f"round-{r}", ttl_s, opts)
-        barrier.wait()
-        out.put((r, lease.acquire()))
+def _acquire(root: str, opts: StorageOptions, ttl_s: float, r: int) -> bool:
+    return Lease(root, f"round-{r}", ttl_s, opts).acquire()
 
 
 def _race(root: str, opts: StorageOptions, ttl_s: float = 60.0) -> dict[int, int]:
-    ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(PROCS)
-    out = ctx.Queue()
-    procs = [
-        ctx.Process(target=_racer, args=(root, opts, barrier, out, ttl_s)) for _ in range(PROCS)
-    ]
-    for p in procs:
-        p.start()
-    results = [out.get(timeout=300) for _ in range(PROCS * ROUNDS)]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
-    winners: dict[int, int] = {r: 0 for r in range(ROUNDS)}
-    for r, won in results:
-        winners[r] += int(won)
-    return winners
+    wins = race(partial(_acquire, root, opts, ttl_s), PROCS, ROUNDS)
+    return dict(enumerate(wins))
 
 
 @pytest.fixture(params=["local", "s3"])

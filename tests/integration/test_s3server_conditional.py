@@ -8,18 +8,19 @@ and the server our tests use (tests/support/atomic_moto.py) still lets exactly o
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import os
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
 from atomic_moto import IGNORE_CONDITIONS_ENV, STALL_ENV, UNLOCKED_ENV
+from racing import race
 from s3server import S3Server, make_bucket, s3_env, start_s3_server, stop_s3_server
 
 from raylabel.config import load_config
 from raylabel.errors import StorageError
-from raylabel.io.atomic import refuse_stores_without_exclusive_create
+from raylabel.io.atomic import create_exclusive, refuse_stores_without_exclusive_create
 from raylabel.io.listing import list_items
 from raylabel.io.storage import StorageOptions
 from raylabel.nightly import nightly
@@ -28,16 +29,9 @@ RACERS = 4
 ROUNDS = 8
 
 
-def _racer(endpoint: str, barrier: Any, out: Any) -> None:
-    import os
-
-    from raylabel.io.atomic import create_exclusive
-
-    os.environ.update(s3_env(endpoint))
-    opts = StorageOptions(endpoint_url=endpoint)
-    for r in range(ROUNDS):
-        barrier.wait()
-        out.put((r, create_exclusive(f"s3://races/key-{r}", b"x", opts)))
+def _create(endpoint: str, r: int) -> bool:
+    os.environ.update(s3_env(endpoint))  # credentials: these servers run outside the fixture
+    return create_exclusive(f"s3://races/key-{r}", b"x", StorageOptions(endpoint_url=endpoint))
 
 
 def _most_winners_in_a_round(unlocked: bool) -> int:
@@ -45,21 +39,7 @@ def _most_winners_in_a_round(unlocked: bool) -> int:
     server = start_s3_server(env=env)
     try:
         make_bucket(server.endpoint_url, "races")
-        ctx = mp.get_context("spawn")
-        barrier, out = ctx.Barrier(RACERS), ctx.Queue()
-        procs = [
-            ctx.Process(target=_racer, args=(server.endpoint_url, barrier, out))
-            for _ in range(RACERS)
-        ]
-        for p in procs:
-            p.start()
-        wins = [0] * ROUNDS
-        for _ in range(RACERS * ROUNDS):
-            r, won = out.get(timeout=120)
-            wins[r] += int(won)
-        for p in procs:
-            p.join(timeout=60)
-            assert p.exitcode == 0
+        wins = race(partial(_create, server.endpoint_url), RACERS, ROUNDS)
         assert min(wins) >= 1, wins  # someone always wins
         return max(wins)
     finally:

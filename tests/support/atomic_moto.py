@@ -4,7 +4,7 @@
 Why: moto checks the condition and then stores the object without a lock, in a threaded
 server, so two racers can both create the same key (seen in CI under load: two holders of
 one lease round). AWS and MinIO decide such races with exactly one winner, and raylabel's
-leases and model promotion rely on it. Serialising `put_object` in the server process
+leases and model publishing rely on it. Serialising `put_object` in the server process
 restores that (the body is already read when it runs, so only the in-memory store is held);
 nothing in the process under test is patched.
 
