@@ -53,7 +53,8 @@ def head_inputs(task: Any, pixels: np.ndarray, device: torch.device) -> np.ndarr
 
     handle = head_module(task).register_forward_pre_hook(grab)
     try:
-        task.model.to(device)(torch.from_numpy(np.ascontiguousarray(pixels)).to(device))
+        x = torch.from_numpy(np.ascontiguousarray(pixels)).to(device)
+        task.model.to(device)(x.contiguous(memory_format=torch.channels_last))
     finally:
         handle.remove()
     return captured[0].cpu().numpy().astype(np.float32)

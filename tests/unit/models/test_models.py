@@ -115,10 +115,14 @@ def test_build_image_model_unknown_arch() -> None:
 def test_save_and_load_round_trip(arch: str, tmp_path: Path) -> None:
     torch.manual_seed(1)
     model = build_image_model(arch, len(CLASSES)).eval()
-    with torch.inference_mode():
-        expected = model(torch.from_numpy(_pixels())).numpy()
-
     card = save_model_dir(model, _card(arch), tmp_path / "m")
+    # the predictor runs images channels-last (the fast CPU and GPU layout): the same layout
+    # here, so the round trip is checked bit for bit
+    model = model.to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        pixels = torch.from_numpy(_pixels()).contiguous(memory_format=torch.channels_last)
+        expected = model(pixels).numpy()
+
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == sorted([CARD_FILE, WEIGHTS_FILE])
     assert card.weights_sha256 == sha256_file(tmp_path / "m" / WEIGHTS_FILE)
 
