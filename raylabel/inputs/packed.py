@@ -168,3 +168,50 @@ def packed_dataset(
         num_cpus=read_cpus,
         **({"compute": ray.data.TaskPoolStrategy(size=read_tasks)} if read_tasks else {}),
     )
+
+
+def read_packed_rows(
+    wanted: pa.Array,
+    identities: pa.Table,
+    row_groups: list[tuple[str, int, int]],
+    duplicate_rows: np.ndarray | None,
+    layout: tuple[str, str, str],
+    opts: StorageOptions,
+) -> pa.Table:
+    """The rows of a few items (the review's hundreds) as `read_row_groups` emits them (item_id,
+    payload, uri, duplicate), read in-process from only the row groups that hold them. A
+    second Ray Data pass over the drop for them costs a plan, cold workers and every row.
+    ``layout`` is (root, payload column, inline column name); an id is read at its first
+    occurrence, the one that was labeled."""
+    root, payload, inline = layout
+    ids = identities.column("item_id")
+    positions = np.flatnonzero(pc.is_in(ids, value_set=wanted).to_numpy(zero_copy_only=False))
+    if duplicate_rows is not None and len(duplicate_rows):
+        positions = positions[~np.isin(positions, duplicate_rows)]
+    offsets = np.asarray([o for _, _, o in row_groups], dtype=np.int64)
+    group_of = np.searchsorted(offsets, positions, side="right") - 1
+    fs, _ = storage.resolve(root, opts)
+    parts = []
+    for g in np.unique(group_of):
+        path, group, offset = row_groups[int(g)]
+        local = positions[group_of == g] - offset
+        rows = pq.ParquetFile(path, filesystem=fs).read_row_group(
+            int(group), columns=["item_id", payload]
+        )
+        parts.append(rows.take(pa.array(local, pa.int64())))
+    prefix = root.rstrip("/") + "#"
+    if not parts:
+        return pa.table(
+            {"item_id": pa.array([], pa.string()), inline: pa.array([], pa.binary()),
+             "uri": pa.array([], pa.string()), "duplicate": pa.array([], pa.bool_())}
+        )  # fmt: skip
+    got = pa.concat_tables(parts)
+    got_ids = got.column(0).cast(pa.string())
+    return pa.table(
+        {
+            "item_id": got_ids,
+            inline: got.column(1),
+            "uri": pc.binary_join_element_wise(prefix, got_ids, ""),
+            "duplicate": pa.array(np.zeros(got.num_rows, dtype=bool)),
+        }
+    )

@@ -192,17 +192,12 @@ def pool_payloads(pool: pa.Table, plan: Any, opts: StorageOptions) -> pa.Table:
         return base
     wanted = pa.array(base.column("item_id").to_pylist(), pa.string())
     if plan.kind == "parquet":
-        from raylabel.inputs import sources
+        from raylabel.inputs.packed import read_packed_rows
 
-        ds = sources.drop_dataset(plan, opts).map_batches(
-            _keep_ids, fn_kwargs={"ids": wanted}, batch_format="pyarrow"
+        layout = (plan.uri, plan.payload_column, plan.inline_column)
+        return read_packed_rows(
+            wanted, plan.identities, plan.row_groups, plan.duplicate_rows, layout, opts
         )
-        parts = [
-            pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
-            for b in ds.iter_batches(batch_format="pyarrow", batch_size=None)
-        ]
-        parts = [p for p in parts if p.num_rows]
-        return pa.concat_tables(parts) if parts else base.slice(0, 0)
     listing = plan.listing
     if listing is not None and plan.inline_column in listing.column_names:
         return listing.filter(pc.is_in(listing.column("item_id"), value_set=wanted))
@@ -215,12 +210,6 @@ def rows_of(rows: pa.Table, table: pa.Table) -> pa.Table:
 
     wanted = pa.array(table.column("item_id").to_pylist(), pa.string())
     return rows.filter(pc.is_in(rows.column("item_id"), value_set=wanted))
-
-
-def _keep_ids(batch: pa.Table, ids: pa.Array) -> pa.Table:
-    import pyarrow.compute as pc
-
-    return batch.filter(pc.is_in(batch.column("item_id"), value_set=ids))
 
 
 def pool_embeddings(

@@ -52,6 +52,7 @@ REVIEW_COLUMNS = [
 ]
 BOUND_TAIL = 1e-9
 SCAN_CPUS = 0.25  # a scan task reads a few columns; it must not wait for a whole CPU
+FILES_PER_SCAN = 8  # labels/ part files per scan task: a small drop (8 parts) scans in one
 
 
 def u_bounds(populations: dict[str, int], allocation: dict[str, int]) -> dict[str, float]:
@@ -113,7 +114,11 @@ def _scan(run: RunLayout, opts: StorageOptions, fn_kwargs: dict[str, Any]) -> pa
     if not storage.exists(run.labels_dir, opts):
         return pa.table({c: pa.array([], pa.string()) for c in REVIEW_COLUMNS})
     uris = [f.uri for f in list_files(run.labels_dir, opts, extensions=[".parquet"])]
-    n_tasks = max(1, min(len(uris), int(ray.cluster_resources().get("CPU", 1))))
+    # a task beyond the first can be a cold worker process (about a CPU-second of imports, where
+    # reading 8 part files takes 0.1 s): one task per FILES_PER_SCAN files, one per CPU at most
+    n_tasks = max(
+        1, min(-(-len(uris) // FILES_PER_SCAN), int(ray.cluster_resources().get("CPU", 1)))
+    )
     task = ray.remote(num_cpus=SCAN_CPUS)(_files_candidates)
     parts = ray.get([task.remote(uris[i::n_tasks], opts, fn_kwargs) for i in range(n_tasks)])
     parts = [p for p in parts if p.num_rows]
