@@ -13,7 +13,6 @@ from torch import nn
 from raylabel.errors import ConfigError, ModelLoadError
 from raylabel.models.card import ModelCard, read_card, refuse_pickles
 from raylabel.models.registry import family_of, pad_id
-from raylabel.stats.multilabel import sigmoid
 
 
 def load_model_dir(model_dir: Path) -> tuple[nn.Module, ModelCard]:
@@ -56,6 +55,10 @@ class Predictor:
         temperature makes the second mean what it says (multilabel: per-class sigmoids)."""
         logits = self.logits_for(batch, rows)
         if self.card.task == "multilabel":  # one sigmoid per class, a temperature each
+            # imported here: its module pulls in scipy, which a multiclass actor's cold start
+            # (every drop) need not pay
+            from raylabel.stats.multilabel import sigmoid
+
             temps = np.asarray(self.card.temperatures or [1.0] * logits.shape[1])
             return sigmoid(logits), sigmoid(logits, temps)
         return softmax_rows(logits), softmax_rows(logits, float(self.card.temperature or 1.0))
