@@ -42,3 +42,17 @@ def test_label_throughput_bench_smoke(bench_cache: Path) -> None:
         assert table_row(matrix, f"| {profile} |")[1] != "-"
     out = run_bench("label_throughput.py", *common, "--only", "B", "--profile", PROFILES[1])
     assert table_row(out, f"| {PROFILES[1]} | 300 | B plain Ray Data |")[-1] == "300"
+
+
+def test_drop_fixed_cost_bench_smoke(bench_cache: Path) -> None:
+    """Several drops in one Ray session, each a complete run, beside the bare loop."""
+    out = run_bench(
+        "drop_fixed_cost.py", "--n", "300", "--drops", "2", "--out", str(bench_cache),
+        "--batch-size", "64", "--untrained-models",
+    )  # fmt: skip
+    assert "== fixed cost per drop: png32_small_cnn, N=300, 2 drops ==" in out
+    for drop in ("1", "2"):
+        cells = table_row(out, f"| {drop} |")
+        assert "pipeline" in cells[-1] and "report" in cells[-1]
+    assert "drops 2..2: fixed cost per drop (median C - A)" in out
+    assert (bench_cache / "results" / "fixed-cost-png32_small_cnn-300.json").is_file()
