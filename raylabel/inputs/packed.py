@@ -13,6 +13,7 @@ group by row group, each task knowing the global position of every row it emits.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,8 @@ from raylabel.io.storage import StorageOptions
 
 #: rows per batch a read task emits (the decode and inference stages re-batch anyway)
 READ_BATCH_ROWS = 2048
+#: row groups the review reads at once for its few items (`read_packed_rows`)
+READ_THREADS = 8
 
 
 @dataclass
@@ -191,14 +194,20 @@ def read_packed_rows(
     offsets = np.asarray([o for _, _, o in row_groups], dtype=np.int64)
     group_of = np.searchsorted(offsets, positions, side="right") - 1
     fs, _ = storage.resolve(root, opts)
-    parts = []
-    for g in np.unique(group_of):
-        path, group, offset = row_groups[int(g)]
+
+    def read(g: int) -> pa.Table:
+        path, group, offset = row_groups[g]
         local = positions[group_of == g] - offset
         rows = pq.ParquetFile(path, filesystem=fs).read_row_group(
-            int(group), columns=["item_id", payload]
+            group, columns=["item_id", payload]
         )
-        parts.append(rows.take(pa.array(local, pa.int64())))
+        return rows.take(pa.array(local, pa.int64()))
+
+    groups = [int(g) for g in np.unique(group_of)]
+    # a sample spread over a big drop touches most row groups: read them side by side
+    # (pyarrow reads and decompresses without the GIL; on S3 each is a ranged GET)
+    with ThreadPoolExecutor(max_workers=max(1, min(READ_THREADS, len(groups)))) as pool:
+        parts = list(pool.map(read, groups))
     prefix = root.rstrip("/") + "#"
     if not parts:
         return pa.table(
