@@ -84,11 +84,12 @@ class FirstFile:
         self._thread.start()
 
     def _loop(self) -> None:
-        """Poll until a non-empty Parquet file shows up or stop() is called."""
+        """Poll until a non-empty Parquet file of rows shows up or stop() is called."""
         while not self._stop.is_set() and self.at is None:
             if self.root.exists() and any(
-                p.stat().st_size > 0 for p in self.root.rglob("*.parquet")
-            ):
+                p.stat().st_size > 0 and not p.name.startswith("_")
+                for p in self.root.rglob("*.parquet")
+            ):  # "_" files are bookkeeping (a run's _inputs.parquet), not labeled rows
                 self.at = time.time() - self.t0
                 return
             self._stop.wait(self.every)
